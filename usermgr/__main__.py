@@ -1,0 +1,3 @@
+from usermgr.cli import main
+
+main()

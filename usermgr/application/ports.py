@@ -1,0 +1,108 @@
+"""Ports: what the application needs from the outside world."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Protocol
+
+from usermgr.application.queries import Credentials, ListUsers, Page, UserView
+from usermgr.domain.events import Event
+from usermgr.domain.model import User
+
+Clock = Callable[[], datetime]
+
+
+class UserRepository(abc.ABC):
+    """Users by id or email key; remembers what it handed out so events can be collected."""
+
+    def __init__(self) -> None:
+        self.seen: list[User] = []
+
+    def add(self, user: User) -> None:
+        self._add(user)
+        self.seen.append(user)
+
+    def get(self, user_id: str) -> User | None:
+        return self._remember(self._get(user_id))
+
+    def get_by_email_key(self, key: str) -> User | None:
+        return self._remember(self._get_by_email_key(key))
+
+    def _remember(self, user: User | None) -> User | None:
+        if user is not None and user not in self.seen:
+            self.seen.append(user)
+        return user
+
+    @abc.abstractmethod
+    def _add(self, user: User) -> None: ...
+
+    @abc.abstractmethod
+    def _get(self, user_id: str) -> User | None: ...
+
+    @abc.abstractmethod
+    def _get_by_email_key(self, key: str) -> User | None: ...
+
+    @abc.abstractmethod
+    def remove(self, user: User) -> None: ...
+
+    @abc.abstractmethod
+    def replace_password_hash(self, user_id: str, old: str, new: str) -> None:
+        """Swap a hash in place (a re-hash: no event, no updated_at) unless it changed meanwhile."""
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction: work is rolled back unless committed."""
+
+    users: UserRepository
+
+    def __init__(self) -> None:
+        self._committed_events: list[Event] = []
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.rollback()
+
+    def commit(self) -> None:
+        events = [event for user in self.users.seen for event in user.events]
+        self._commit(events)
+        for user in self.users.seen:
+            user.events.clear()
+        self._committed_events.extend(events)
+
+    def collect_new_events(self) -> list[Event]:
+        """Events of committed work, each handed out once."""
+        collected, self._committed_events = self._committed_events, []
+        return collected
+
+    @abc.abstractmethod
+    def _commit(self, events: list[Event]) -> None:
+        """Make the work durable, with the events it recorded, in one transaction."""
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, password: str, password_hash: str | None) -> bool:
+        """True on a match; with no hash, spends the same work and returns False."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+class UserViews(Protocol):
+    """The read model: public user data straight from storage."""
+
+    def get(self, ref: str) -> UserView | None: ...
+
+    def list(self, query: ListUsers) -> Page: ...
+
+    def iter_all(self, query: ListUsers) -> Iterator[UserView]: ...
+
+    def credentials(self, ref: str) -> Credentials | None: ...

@@ -1,0 +1,36 @@
+"""Annotated option types shared by several commands."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user's email (any case) or id.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the user as one JSON object.")]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from the first line of standard input."),
+]
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        metavar="PATH",
+        dir_okay=False,
+        help="Read the password from the first line of this file.",
+    ),
+]
+GeneratePassword = Annotated[
+    bool,
+    typer.Option("--generate-password", help="Generate a strong password and print it once."),
+]
+
+
+class ListFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"

@@ -1,0 +1,98 @@
+"""Rendering users as text, a table, JSON, JSON lines or CSV. Rich loads only for a terminal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from usermgr.application.queries import Page, UserView
+
+FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
+TABLE_COLUMNS = ("id", "email", "name", "role", "active", "created_at", "updated_at")
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def emit(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def emit_json(value: Any) -> None:
+    emit(json.dumps(value, ensure_ascii=False))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _table_row(user: UserView) -> list[str]:
+    return [_cell(user[field]) for field in FIELDS]
+
+
+def render_user(user: UserView, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        emit_json({**user, **(extra or {})})
+        return
+    width = max(len(f) for f in FIELDS)
+    for field in FIELDS:
+        emit(f"{field:<{width}}  {_cell(user[field])}")
+
+
+def render_page(page: Page, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(page.as_dict())
+    elif fmt == "table":
+        caption = f"page {page.page} of {page.pages}, {page.total} user{'s' * (page.total != 1)}"
+        render_table(page.items, caption)
+    else:
+        render_stream(page.items, fmt)
+
+
+def render_stream(users: Iterable[UserView], fmt: str) -> None:
+    """jsonl or csv, one user at a time, whatever their number."""
+    if fmt == "jsonl":
+        for user in users:
+            emit_json(user)
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(FIELDS)
+        for user in users:
+            writer.writerow(_table_row(user))
+    else:
+        raise ValueError(fmt)
+
+
+def render_table(users: list[UserView], caption: str) -> None:
+    if not stdout_is_terminal():
+        _plain_table(users)
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(caption=caption, show_lines=False)
+    for column in TABLE_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for user in users:
+        # Text cells are printed literally: a name like "[bold]x[/]" is no markup.
+        table.add_row(*(Text(cell) for cell in _table_row(user)))
+    Console(no_color="NO_COLOR" in os.environ).print(table)
+
+
+def _plain_table(users: list[UserView]) -> None:
+    # No terminal: aligned columns, every value in full, nothing decorative.
+    rows = [list(TABLE_COLUMNS), *map(_table_row, users)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    for row in rows:
+        emit("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+

@@ -1,0 +1,98 @@
+"""PASSWORD SOURCE: a hidden prompt, stdin, a file, a generated one, or none."""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from usermgr.errors import InvalidInput
+
+NO_SOURCE = (
+    "no password source: there is no terminal to ask on; use --password-stdin or"
+    " --password-file PATH"
+)
+
+
+@dataclass(frozen=True)
+class Password:
+    value: str | None
+    generated: bool = False
+
+
+def _first_line(text: str, where: str) -> str:
+    line = text.split("\n", 1)[0].removesuffix("\r")
+    if not line:
+        raise InvalidInput(f"no password: {where} is empty")
+    return line
+
+
+def from_stdin() -> str:
+    try:
+        line = sys.stdin.readline()
+    except UnicodeDecodeError:
+        raise InvalidInput("cannot read the password: standard input is not UTF-8 text") from None
+    return _first_line(line, "standard input")
+
+
+def from_file(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return _first_line(f.readline(), f"the first line of {path}")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"cannot read password file {path}: it is not UTF-8 text") from None
+    except OSError as e:
+        raise InvalidInput(f"cannot read password file {path}: {e.strerror}") from None
+
+
+def prompt(confirm: bool) -> str:
+    if not sys.stdin.isatty():
+        raise InvalidInput(NO_SOURCE + (" (or --generate-password)" if confirm else ""))
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        raise InvalidInput("the passwords did not match; nothing was changed")
+    if not password:
+        raise InvalidInput("no password given")
+    return password
+
+
+def generate() -> str:
+    # 24 URL-safe characters: 144 bits, well inside bcrypt's 72 bytes.
+    return secrets.token_urlsafe(18)
+
+
+def resolve(
+    *,
+    stdin: bool = False,
+    file: Path | None = None,
+    generated: bool = False,
+    none: bool = False,
+) -> Password:
+    """The one password source given, or a confirmed prompt on a terminal."""
+    chosen = [stdin, file is not None, generated, none]
+    if sum(chosen) > 1:
+        raise InvalidInput(
+            "give only one of --password-stdin, --password-file, --generate-password, --no-password"
+        )
+    if stdin:
+        return Password(from_stdin())
+    if file is not None:
+        return Password(from_file(file))
+    if generated:
+        return Password(generate(), generated=True)
+    if none:
+        return Password(None)
+    return Password(prompt(confirm=True))
+
+
+def resolve_for_check(*, stdin: bool, file: Path | None) -> str:
+    """The password to verify: stdin, a file, or an unconfirmed prompt on a terminal."""
+    if stdin and file is not None:
+        raise InvalidInput("give only one of --password-stdin and --password-file")
+    if stdin:
+        return from_stdin()
+    if file is not None:
+        return from_file(file)
+    return prompt(confirm=False)

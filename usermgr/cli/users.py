@@ -1,0 +1,241 @@
+"""Commands on one user, and listing them."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from usermgr.application import commands, queries
+from usermgr.cli import passwords
+from usermgr.cli.options import (
+    GeneratePassword,
+    JsonFlag,
+    ListFormat,
+    PasswordFile,
+    PasswordStdin,
+    UserArg,
+)
+from usermgr.cli.output import emit, render_page, render_stream, render_user
+from usermgr.errors import InvalidInput
+
+
+def _run(ctx: typer.Context, message: object) -> object:
+    return ctx.obj.services().handle(message)
+
+
+def create(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The new user's email address.")],
+    *,
+    name: Annotated[str, typer.Option("--name", help="Display name, 1-200 characters.")],
+    role: Annotated[str, typer.Option("--role", help="user, admin or moderator.")] = "user",
+    inactive: Annotated[bool, typer.Option("--inactive", help="Create the account deactivated.")] = False,
+    password_stdin: PasswordStdin = False,
+    password_file: PasswordFile = None,
+    generate_password: GeneratePassword = False,
+    no_password: Annotated[
+        bool, typer.Option("--no-password", help="Create an account with no usable password.")
+    ] = False,
+    exists_ok: Annotated[
+        bool, typer.Option("--exists-ok", help="An existing email is success: change nothing, exit 0.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a user.
+
+    Example: echo "$PW" | usermgr create ada@example.com --name "Ada Lovelace" --password-stdin
+    """
+    password = passwords.resolve(
+        stdin=password_stdin, file=password_file, generated=generate_password, none=no_password
+    )
+    result = _run(
+        ctx,
+        commands.CreateUser(
+            email=email,
+            name=name,
+            role=role,
+            is_active=not inactive,
+            password=password.value,
+            exists_ok=exists_ok,
+        ),
+    )
+    show_password = password.generated and result.created
+    if as_json:
+        extra: dict[str, object] = {"created": result.created}
+        if show_password:
+            extra["password"] = password.value
+        render_user(result.user, as_json=True, extra=extra)
+        return
+    verb = "created" if result.created else "exists, unchanged:"
+    emit(f"{verb} {result.user['email']} ({result.user['id']})")
+    if show_password:
+        emit(f"password: {password.value}")
+
+
+def list_(
+    ctx: typer.Context,
+    *,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Case-insensitive text in the name or email.")
+    ] = None,
+    active: Annotated[bool, typer.Option("--active", help="Only active users.")] = False,
+    inactive: Annotated[bool, typer.Option("--inactive", help="Only inactive users.")] = False,
+    role: Annotated[str | None, typer.Option("--role", help="Only users with this role.")] = None,
+    page: Annotated[int, typer.Option("--page", help="Page number, from 1.")] = 1,
+    per_page: Annotated[int, typer.Option("--per-page", help="Users a page, 1 to 1000.")] = 20,
+    all_: Annotated[bool, typer.Option("--all", help="Every matching user, no pages.")] = False,
+    fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+) -> None:
+    """List users, newest first.
+
+    Example: usermgr list --role admin --active --format csv
+    """
+    if active and inactive:
+        raise InvalidInput("give --active or --inactive, not both")
+    query = queries.ListUsers(
+        search=search,
+        active=True if active else False if inactive else None,
+        role=role,
+        page=page,
+        per_page=per_page,
+    )
+    if not all_:
+        render_page(_run(ctx, query), fmt.value)
+        return
+    from usermgr.application.handlers import check_list_query
+
+    check_list_query(queries.ListUsers(search=search, role=role))
+    users = ctx.obj.services().views().iter_all(query)
+    if fmt in (ListFormat.jsonl, ListFormat.csv):
+        render_stream(users, fmt.value)
+        return
+    items = list(users)
+    everything = queries.Page(items=items, total=len(items), page=1, per_page=max(len(items), 1))
+    render_page(everything, fmt.value)
+
+
+def show(ctx: typer.Context, user: UserArg, *, as_json: JsonFlag = False) -> None:
+    """Show one user.
+
+    Example: usermgr show ada@example.com --json
+    """
+    render_user(_run(ctx, queries.GetUser(ref=user)), as_json=as_json)
+
+
+def update(
+    ctx: typer.Context,
+    user: UserArg,
+    *,
+    email: Annotated[str | None, typer.Option("--email", help="The new email address.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The new display name.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a user's email and/or name.
+
+    Example: usermgr update ada@example.com --email ada@lovelace.org
+    """
+    render_user(_run(ctx, commands.UpdateUser(ref=user, email=email, name=name)), as_json=as_json)
+
+
+def activate(ctx: typer.Context, user: UserArg) -> None:
+    """Activate a user (nothing happens if already active).
+
+    Example: usermgr activate ada@example.com
+    """
+    view = _run(ctx, commands.ActivateUser(ref=user))
+    emit(f"active: {view['email']}")
+
+
+def deactivate(ctx: typer.Context, user: UserArg) -> None:
+    """Deactivate a user (nothing happens if already inactive).
+
+    Example: usermgr deactivate ada@example.com
+    """
+    view = _run(ctx, commands.DeactivateUser(ref=user))
+    emit(f"inactive: {view['email']}")
+
+
+def set_role(
+    ctx: typer.Context,
+    user: UserArg,
+    role: Annotated[str, typer.Argument(metavar="ROLE", help="user, admin or moderator.")],
+) -> None:
+    """Change a user's role.
+
+    Example: usermgr set-role ada@example.com admin
+    """
+    view = _run(ctx, commands.SetRole(ref=user, role=role))
+    emit(f"role {view['role']}: {view['email']}")
+
+
+def passwd(
+    ctx: typer.Context,
+    user: UserArg,
+    *,
+    password_stdin: PasswordStdin = False,
+    password_file: PasswordFile = None,
+    generate_password: GeneratePassword = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set a new password.
+
+    Example: usermgr passwd ada@example.com --password-file /run/secrets/ada
+    """
+    password = passwords.resolve(stdin=password_stdin, file=password_file, generated=generate_password)
+    assert password.value is not None
+    view = _run(ctx, commands.ChangePassword(ref=user, password=password.value))
+    if as_json:
+        render_user(view, as_json=True, extra={"password": password.value} if password.generated else None)
+        return
+    emit(f"password changed: {view['email']}")
+    if password.generated:
+        emit(f"password: {password.value}")
+
+
+def verify(
+    ctx: typer.Context,
+    user: UserArg,
+    *,
+    password_stdin: PasswordStdin = False,
+    password_file: PasswordFile = None,
+) -> None:
+    """Check a password: exit 0 if it matches an active user, else exit 5.
+
+    Example: printf '%s\\n' "$PW" | usermgr verify ada@example.com --password-stdin && echo ok
+    """
+    password = passwords.resolve_for_check(stdin=password_stdin, file=password_file)
+    _run(ctx, commands.VerifyPassword(ref=user, password=password))
+
+
+def delete(
+    ctx: typer.Context,
+    user: UserArg,
+    *,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a user (asks first on a terminal; --yes is required without one).
+
+    Example: usermgr delete ada@example.com --yes
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("refusing to delete without confirmation: add --yes")
+        if not typer.confirm(f"Delete user {user}?", default=False):
+            raise InvalidInput("not confirmed; nothing was deleted")
+    view = _run(ctx, commands.DeleteUser(ref=user))
+    emit(f"deleted: {view['email']} ({view['id']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(create)
+    app.command("list")(list_)
+    app.command()(show)
+    app.command()(update)
+    app.command()(activate)
+    app.command()(deactivate)
+    app.command("set-role")(set_role)
+    app.command()(passwd)
+    app.command()(verify)
+    app.command()(delete)

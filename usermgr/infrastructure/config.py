@@ -1,0 +1,167 @@
+"""Settings: defaults, the TOML config file and the platform's per-user paths."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from usermgr.domain.events import EVENT_TYPES
+from usermgr.errors import InvalidInput
+
+APP = "usermgr"
+
+
+@dataclass(frozen=True)
+class Hook:
+    on: str
+    command: tuple[str, ...]
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path
+    bcrypt_rounds: int = 12
+    min_password_length: int = 12
+    busy_timeout: float = 5.0
+    hooks: tuple[Hook, ...] = field(default=())
+    debug: bool = False
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def data_dir() -> Path:
+    if sys.platform == "darwin":
+        return _home() / "Library" / "Application Support" / APP
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", _home() / "AppData" / "Local")) / APP
+    base = os.environ.get("XDG_DATA_HOME") or _home() / ".local" / "share"
+    return Path(base) / APP
+
+
+def config_dir() -> Path:
+    if sys.platform == "darwin":
+        return _home() / "Library" / "Application Support" / APP
+    if os.name == "nt":
+        return Path(os.environ.get("APPDATA", _home() / "AppData" / "Roaming")) / APP
+    base = os.environ.get("XDG_CONFIG_HOME") or _home() / ".config"
+    return Path(base) / APP
+
+
+def database_path(db: str | None) -> Path:
+    """A file path, or a `sqlite:///path` URL; default: usermgr.db in the data directory."""
+    if not db:
+        return data_dir() / "usermgr.db"
+    if "://" not in db:
+        return Path(db).expanduser()
+    scheme, _, rest = db.partition("://")
+    if scheme not in ("sqlite", "sqlite+pysqlite"):
+        raise InvalidInput(f"unsupported database URL {db!r}: only sqlite:///PATH is supported")
+    if not rest.startswith("/") or rest in ("/", "/:memory:"):
+        raise InvalidInput(f"database URL {db!r} names no file: use sqlite:///PATH")
+    return Path(rest[1:]).expanduser()
+
+
+def load(db: str | None, config: str | None, debug: bool = False) -> Settings:
+    path = database_path(db)
+    if config:
+        config_path = Path(config).expanduser()
+        if not config_path.is_file():
+            raise InvalidInput(f"config file {config_path} does not exist")
+    else:
+        config_path = config_dir() / "config.toml"
+        if not config_path.is_file():
+            return Settings(db_path=path, debug=debug)
+    return _parse(config_path, Settings(db_path=path, debug=debug))
+
+
+def _parse(path: Path, defaults: Settings) -> Settings:
+    def bad(key: str, why: str) -> InvalidInput:
+        return InvalidInput(f"config {path}: {key}: {why}")
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"config {path}: cannot parse: {e}") from None
+    except OSError as e:
+        raise InvalidInput(f"config {path}: cannot read: {e.strerror}") from None
+
+    values: dict[str, Any] = {}
+    known = {"security", "database", "hooks"}
+    for key in raw:
+        if key not in known:
+            raise bad(key, "unknown key")
+
+    security = _table(raw, "security", bad)
+    for key, value in security.items():
+        if key == "bcrypt_rounds":
+            values["bcrypt_rounds"] = _int(value, 4, 31, f"security.{key}", bad)
+        elif key == "min_password_length":
+            values["min_password_length"] = _int(value, 1, 72, f"security.{key}", bad)
+        else:
+            raise bad(f"security.{key}", "unknown key")
+
+    database = _table(raw, "database", bad)
+    for key, value in database.items():
+        if key == "busy_timeout":
+            values["busy_timeout"] = _number(value, f"database.{key}", bad)
+        else:
+            raise bad(f"database.{key}", "unknown key")
+
+    hooks = raw.get("hooks", [])
+    if not isinstance(hooks, list):
+        raise bad("hooks", "must be an array of tables: write [[hooks]]")
+    values["hooks"] = tuple(_hook(entry, i, bad) for i, entry in enumerate(hooks, 1))
+    return Settings(**{**defaults.__dict__, **values})
+
+
+def _table(raw: dict[str, Any], key: str, bad: Any) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise bad(key, "must be a table")
+    return value
+
+
+def _int(value: Any, low: int, high: int, key: str, bad: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad(key, f"must be a whole number from {low} to {high}, not {value!r}")
+    return value
+
+
+def _number(value: Any, key: str, bad: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        raise bad(key, f"must be a number of seconds, 0 or more, not {value!r}")
+    return float(value)
+
+
+def _hook(entry: Any, index: int, bad: Any) -> Hook:
+    where = f"hooks[{index}]"
+    if not isinstance(entry, dict):
+        raise bad(where, "must be a table")
+    for key in entry:
+        if key not in ("on", "command", "timeout"):
+            raise bad(f"{where}.{key}", "unknown key")
+    on = entry.get("on")
+    if on != "*" and on not in EVENT_TYPES:
+        choices = ", ".join(EVENT_TYPES)
+        raise bad(f"{where}.on", f"must be \"*\" or one of {choices}, not {on!r}")
+    command = entry.get("command")
+    if (
+        not isinstance(command, list)
+        or not command
+        or not all(isinstance(part, str) and part for part in command)
+    ):
+        raise bad(f"{where}.command", "must be a non-empty list of strings (the program and its arguments)")
+    timeout = entry.get("timeout", 10)
+    timeout = _number(timeout, f"{where}.timeout", bad)
+    if timeout == 0:
+        raise bad(f"{where}.timeout", "must be more than 0 seconds")
+    return Hook(on=on, command=tuple(command), timeout=timeout)

@@ -1,0 +1,40 @@
+"""bcrypt password hashing, imported only when a password is hashed or checked."""
+
+from __future__ import annotations
+
+import secrets
+
+from usermgr.domain.values import BCRYPT_MAX_BYTES
+
+
+class BcryptHasher:
+    def __init__(self, rounds: int = 12) -> None:
+        self.rounds = rounds
+
+    def hash(self, password: str) -> str:
+        import bcrypt
+
+        secret = password.encode("utf-8")
+        if len(secret) > BCRYPT_MAX_BYTES:
+            # The policy rejects these first; never let bcrypt see (or truncate) one.
+            raise ValueError("password longer than 72 bytes")
+        return bcrypt.hashpw(secret, bcrypt.gensalt(self.rounds)).decode("ascii")
+
+    def verify(self, password: str, password_hash: str | None) -> bool:
+        import bcrypt
+
+        secret = password.encode("utf-8")
+        if password_hash is None or len(secret) > BCRYPT_MAX_BYTES:
+            # Spend the same work as a real check, so a failure's timing tells nothing.
+            bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(self.rounds))
+            return False
+        try:
+            return bcrypt.checkpw(secret, password_hash.encode("ascii"))
+        except ValueError:
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return int(password_hash.split("$")[2]) != self.rounds
+        except (IndexError, ValueError):
+            return True

@@ -1,0 +1,146 @@
+"""The write side: a SQLite repository and unit of work over SQLModel."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import event, update
+from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, select
+
+from usermgr.application.ports import UnitOfWork, UserRepository
+from usermgr.domain.events import Event
+from usermgr.domain.model import User
+from usermgr.domain.values import Email, Role, format_timestamp, parse_timestamp
+from usermgr.errors import EmailTaken
+from usermgr.infrastructure.sqlite import as_storage_error, connect
+from usermgr.infrastructure.tables import UserRow
+
+
+def _entity(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        email=Email(row.email),
+        name=row.name,
+        role=Role(row.role),
+        is_active=row.is_active,
+        created_at=parse_timestamp(row.created_at),
+        updated_at=parse_timestamp(row.updated_at) if row.updated_at else None,
+        password_hash=row.password_hash,
+    )
+
+
+def _copy(user: User, row: UserRow) -> None:
+    row.email = user.email.normalized
+    row.email_key = user.email.key
+    row.name = user.name
+    row.role = user.role.value
+    row.is_active = user.is_active
+    row.password_hash = user.password_hash
+    row.created_at = format_timestamp(user.created_at)
+    row.updated_at = format_timestamp(user.updated_at) if user.updated_at else None
+
+
+class SqlUserRepository(UserRepository):
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self._rows: dict[str, UserRow] = {}
+
+    def _track(self, row: UserRow | None) -> User | None:
+        if row is None:
+            return None
+        self._rows[row.id] = row
+        known = next((u for u in self.seen if u.id == row.id), None)
+        return known or _entity(row)
+
+    def _add(self, user: User) -> None:
+        row = UserRow(id=user.id)
+        _copy(user, row)
+        self._rows[user.id] = row
+        self.session.add(row)
+
+    def _get(self, user_id: str) -> User | None:
+        return self._track(self.session.get(UserRow, user_id))
+
+    def _get_by_email_key(self, key: str) -> User | None:
+        return self._track(self.session.exec(select(UserRow).where(UserRow.email_key == key)).first())
+
+    def remove(self, user: User) -> None:
+        self.session.delete(self._rows.pop(user.id))
+
+    def replace_password_hash(self, user_id: str, old: str, new: str) -> None:
+        self.session.exec(
+            update(UserRow)
+            .where(UserRow.id == user_id, UserRow.password_hash == old)
+            .values(password_hash=new)
+        )
+
+    def sync(self) -> None:
+        """Write every entity handed out back to its row."""
+        for user in self.seen:
+            row = self._rows.get(user.id)
+            if row is not None:
+                _copy(user, row)
+
+
+def _engine(conn: sqlite3.Connection) -> Engine:
+    engine = create_engine(
+        "sqlite+pysqlite://",
+        creator=lambda: conn,
+        poolclass=StaticPool,
+        hide_parameters=True,  # a failing statement's parameters may hold a hash
+    )
+
+    @event.listens_for(engine, "begin")
+    def _take_write_lock(connection):  # type: ignore[no-untyped-def]
+        # Every unit of work writes: lock first so the read-check-write is atomic
+        # and waits for other writers up to the busy timeout (SQLAlchemy's pysqlite recipe).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class SqlUnitOfWork(UnitOfWork):
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        super().__init__()
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._engine: Engine | None = None
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError:
+            raise EmailTaken() from None
+        except DBAPIError as e:
+            raise as_storage_error(e.orig or e, self._path) from None
+
+    def __enter__(self) -> SqlUnitOfWork:
+        if self._engine is None:
+            conn = connect(self._path, self._busy_timeout, create=True)
+            assert conn is not None  # create=True always gives a connection
+            self._engine = _engine(conn)
+        self.session = Session(self._engine, expire_on_commit=False)
+        self.users = SqlUserRepository(self.session)
+        with self._errors():
+            self.session.connection()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.session.close()
+
+    def _commit(self, events: list[Event]) -> None:
+        with self._errors():
+            self.users.sync()
+            self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()

@@ -1,0 +1,143 @@
+"""Opening the database with the driver alone: checks, private creation, migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from usermgr.errors import StorageUnavailable
+
+APPLICATION_ID = 0x75736D67  # "usmg": marks a file as a usermgr database
+
+# Each entry upgrades the schema from the version before it; never edit a shipped one.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE users (
+            id TEXT PRIMARY KEY NOT NULL,
+            email TEXT NOT NULL,
+            email_key TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'admin', 'moderator')),
+            is_active INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+            password_hash TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT
+        )""",
+        "CREATE INDEX users_by_created ON users (created_at)",
+        "CREATE INDEX users_by_role ON users (role, created_at)",
+        "CREATE INDEX users_by_active ON users (is_active, created_at)",
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Turn the driver's errors into one line the user can act on."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        raise as_storage_error(e, path) from None
+
+
+def as_storage_error(error: Exception, path: Path) -> StorageUnavailable:
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        return StorageUnavailable(
+            f"database {path} is busy: another process holds its lock; retry later"
+        )
+    if "not a database" in text or "malformed" in text:
+        return StorageUnavailable(f"{path} is not a readable usermgr database ({text})")
+    return StorageUnavailable(f"database {path} is unavailable: {text}")
+
+
+def connect(path: Path, busy_timeout: float, *, create: bool) -> sqlite3.Connection | None:
+    """An open connection at the current schema, or None when there is no database yet
+    and `create` is false. Writers (`create`) bring a new database into being, private."""
+    if not path.exists():
+        if not create:
+            return None
+        _create_private_file(path)
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(str(path))}?mode=rw",
+            uri=True,
+            timeout=busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as e:
+        raise StorageUnavailable(f"cannot open database {path}: {e}") from None
+    try:
+        with storage_errors(path):
+            if not _ready(conn, path, create):
+                conn.close()
+                return None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_private_file(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # SQLite would create the file with the umask's mode, and its -wal and -shm
+        # files copy that mode: make the file private before SQLite first opens it.
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise StorageUnavailable(f"cannot create database {path}: {e.strerror}") from None
+
+
+def _state(conn: sqlite3.Connection) -> tuple[int, int, bool]:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    return app_id, version, empty
+
+
+def _ready(conn: sqlite3.Connection, path: Path, create: bool) -> bool:
+    app_id, version, empty = _state(conn)
+    if app_id != APPLICATION_ID and not (app_id == 0 and empty):
+        raise StorageUnavailable(f"{path} is not a usermgr database; it was left untouched")
+    if version > SCHEMA_VERSION:
+        raise StorageUnavailable(
+            f"{path} has schema version {version}, newer than this usermgr knows"
+            f" ({SCHEMA_VERSION}): upgrade usermgr"
+        )
+    if empty and not create:
+        return False
+    if version < SCHEMA_VERSION:
+        migrate(conn, path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    return True
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the schema up to date in one transaction; return the version it started at."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while this one waited for the lock.
+        app_id, version, empty = _state(conn)
+        if app_id != APPLICATION_ID and not (app_id == 0 and empty):
+            raise StorageUnavailable(f"{path} is not a usermgr database; it was left untouched")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if empty:
+        # Readers never wait for the writer in WAL mode; the setting lives in the file.
+        conn.execute("PRAGMA journal_mode = WAL")
+    return version
