@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from usermgr.bootstrap import Services, build
+from usermgr.infrastructure.config import Settings
+from tests.fakes import FakeHasher, FakeUnitOfWork, FakeViews, FixedClock
+
+PASSWORD = "correct horse battery staple"
+# The installed console script, next to the interpreter running the tests.
+USERMGR = str(Path(sys.executable).with_name("usermgr"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own database, config (bcrypt cost 4) and home."""
+    home = tmp_path / "home"
+    home.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text("[security]\nbcrypt_rounds = 4\n")
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "USERMGR_DEBUG", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERMGR_DB", str(tmp_path / "users.db"))
+    monkeypatch.setenv("USERMGR_CONFIG", str(config))
+    return tmp_path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "users.db"
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return tmp_path / "config.toml"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def uow() -> FakeUnitOfWork:
+    return FakeUnitOfWork()
+
+
+@pytest.fixture
+def hasher() -> FakeHasher:
+    return FakeHasher()
+
+
+@pytest.fixture
+def services(uow: FakeUnitOfWork, hasher: FakeHasher, tmp_path: Path) -> Services:
+    """Handlers wired through the real composition root, with fakes for every port."""
+    reports: list[str] = []
+    built = build(
+        Settings(db_path=tmp_path / "unused.db"),
+        uow=uow,
+        views=FakeViews(uow),
+        hasher=hasher,
+        clock=FixedClock(),
+        report=reports.append,
+    )
+    built.reports = reports  # type: ignore[attr-defined]
+    return built
+
+
+def run_usermgr(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed executable as cron would: no terminal, plain pipes."""
+    return subprocess.run(
+        [USERMGR, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
