@@ -5,14 +5,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import partial
-from typing import Any
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any
 
 from usermgr.application import commands, handlers, queries
 from usermgr.application.bus import EventBus
-from usermgr.application.ports import Clock, PasswordHasher, UnitOfWork, UserViews
+from usermgr.application.ports import Clock, EventViews, PasswordHasher, UnitOfWork, UserViews
 from usermgr.domain.values import PasswordPolicy
-from usermgr.infrastructure.config import Settings
+from usermgr.infrastructure.config import Settings, current_actor
+
+if TYPE_CHECKING:
+    from usermgr.infrastructure.hooks import HookDispatcher
+    from usermgr.infrastructure.sqlite import Database
 
 
 def utc_now() -> datetime:
@@ -24,22 +28,29 @@ def report_to_stderr(line: str) -> None:
 
 
 class Services:
-    """Runs commands and queries. Storage is opened only when a message needs it,
-    so a read never loads the ORM and `--help` loads nothing."""
+    """Runs commands and queries. Adapters are built on first use, so a read never
+    loads the ORM, and nothing touches the database before a command needs it."""
 
     def __init__(
         self,
+        settings: Settings,
         *,
         uow: Callable[[], UnitOfWork],
-        views: Callable[[], UserViews],
         hasher: PasswordHasher,
         clock: Clock,
-        bus: EventBus,
-        policy: PasswordPolicy,
+        report: Callable[[str], None],
+        views: UserViews | None = None,
+        events: EventViews | None = None,
     ) -> None:
-        self.bus = bus
+        self.settings = settings
+        self.report = report
+        self.bus = EventBus(report)
         self._uow = uow
-        self._views = views
+        if views is not None:
+            self.views = views
+        if events is not None:
+            self.events = events
+        policy = PasswordPolicy(settings.min_password_length)
         self._command_handlers: dict[type, Callable[..., Any]] = {
             commands.CreateUser: partial(
                 handlers.create_user, hasher=hasher, policy=policy, clock=clock
@@ -53,22 +64,46 @@ class Services:
             ),
             commands.DeleteUser: partial(handlers.delete_user, clock=clock),
         }
-        self._query_handlers: dict[type, Callable[..., Any]] = {
-            queries.GetUser: handlers.get_user,
-            queries.ListUsers: handlers.list_users,
-            commands.VerifyPassword: partial(handlers.verify_password, hasher=hasher, uow=uow),
+        self._query_handlers: dict[type, Callable[[Any], Any]] = {
+            queries.GetUser: lambda q: handlers.get_user(q, views=self.views),
+            queries.ListUsers: lambda q: handlers.list_users(q, views=self.views),
+            queries.ListEvents: lambda q: handlers.list_events(q, events=self.events, clock=clock),
+            commands.VerifyPassword: lambda c: handlers.verify_password(
+                c, views=self.views, hasher=hasher, uow=uow
+            ),
         }
 
     def handle(self, message: object) -> Any:
         if type(message) in self._query_handlers:
-            return self._query_handlers[type(message)](message, views=self._views())
+            return self._query_handlers[type(message)](message)
         uow = self._uow()
         result = self._command_handlers[type(message)](message, uow=uow)
         self.bus.publish(uow.collect_new_events())
         return result
 
+    @cached_property
+    def database(self) -> Database:
+        from usermgr.infrastructure.sqlite import Database
+
+        return Database(self.settings.db_path, self.settings.busy_timeout)
+
+    @cached_property
     def views(self) -> UserViews:
-        return self._views()
+        from usermgr.infrastructure.views import SqliteUserViews
+
+        return SqliteUserViews(self.database)
+
+    @cached_property
+    def events(self) -> EventViews:
+        from usermgr.infrastructure.views import SqliteEventViews
+
+        return SqliteEventViews(self.database)
+
+    @cached_property
+    def hooks(self) -> HookDispatcher:
+        from usermgr.infrastructure.hooks import DeliveryStore, HookDispatcher
+
+        return HookDispatcher(DeliveryStore(self.database), self.report)
 
 
 def build(
@@ -76,6 +111,7 @@ def build(
     *,
     uow: UnitOfWork | None = None,
     views: UserViews | None = None,
+    events: EventViews | None = None,
     hasher: PasswordHasher | None = None,
     clock: Clock | None = None,
     report: Callable[[str], None] = report_to_stderr,
@@ -85,28 +121,25 @@ def build(
             return uow
         from usermgr.infrastructure.repository import SqlUnitOfWork
 
-        return SqlUnitOfWork(settings.db_path, settings.busy_timeout)
-
-    opened: list[UserViews] = [views] if views is not None else []
-
-    def make_views() -> UserViews:
-        if not opened:
-            from usermgr.infrastructure.views import SqliteUserViews
-
-            opened.append(SqliteUserViews(settings.db_path, settings.busy_timeout))
-        return opened[0]
+        return SqlUnitOfWork(
+            settings.db_path, settings.busy_timeout, actor=current_actor(), hooks=settings.hooks
+        )
 
     if hasher is None:
         from usermgr.infrastructure.hashing import BcryptHasher
 
         hasher = BcryptHasher(settings.bcrypt_rounds)
 
-    bus = EventBus(report)
-    return Services(
+    services = Services(
+        settings,
         uow=make_uow,
-        views=make_views,
         hasher=hasher,
         clock=clock or utc_now,
-        bus=bus,
-        policy=PasswordPolicy(settings.min_password_length),
+        report=report,
+        views=views,
+        events=events,
     )
+    if settings.hooks and uow is None:
+        # Deliveries were written with the events; run them once the change is committed.
+        services.bus.subscribe("*", lambda event: services.hooks(event))
+    return services

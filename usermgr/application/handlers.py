@@ -6,10 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from usermgr.application import commands, queries
-from usermgr.application.ports import Clock, PasswordHasher, UnitOfWork, UserViews
+from usermgr.application.ports import Clock, EventViews, PasswordHasher, UnitOfWork, UserViews
 from usermgr.application.queries import UserView
 from usermgr.domain.model import User
-from usermgr.domain.values import Email, PasswordPolicy, Role, format_timestamp, parse_name
+from usermgr.domain.events import EVENT_TYPES
+from usermgr.domain.values import (
+    Email,
+    PasswordPolicy,
+    Role,
+    format_timestamp,
+    parse_name,
+    parse_since,
+)
 from usermgr.errors import EmailTaken, InvalidInput, UserNotFound, VerificationFailed
 
 
@@ -175,3 +183,14 @@ def check_list_query(query: queries.ListUsers) -> None:
         raise InvalidInput("--page must be 1 or more")
     if not 1 <= query.per_page <= queries.MAX_PER_PAGE:
         raise InvalidInput(f"--per-page must be between 1 and {queries.MAX_PER_PAGE}")
+
+
+def list_events(
+    query: queries.ListEvents, *, events: EventViews, clock: Clock
+) -> list[queries.EventView]:
+    if query.type is not None and query.type not in EVENT_TYPES:
+        raise InvalidInput(f"invalid --type {query.type!r}: choose one of {', '.join(EVENT_TYPES)}")
+    if query.limit < 1:
+        raise InvalidInput("--limit must be 1 or more")
+    since = parse_since(query.since, clock()) if query.since is not None else None
+    return events.list(user=query.user, type=query.type, since=since, limit=query.limit)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from usermgr.application.queries import Credentials, ListUsers, Page, UserView
+from usermgr.application.queries import Credentials, EventView, ListUsers, Page, UserView
 from usermgr.domain.events import Event
 from usermgr.domain.model import User
 
@@ -106,3 +106,11 @@ class UserViews(Protocol):
     def iter_all(self, query: ListUsers) -> Iterator[UserView]: ...
 
     def credentials(self, ref: str) -> Credentials | None: ...
+
+
+class EventViews(Protocol):
+    """The read side of the audit log."""
+
+    def list(self, *, user: str | None, type: str | None, since: datetime | None, limit: int) -> list[EventView]:
+        """The newest `limit` matching events, oldest first."""
+        ...

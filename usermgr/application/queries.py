@@ -46,6 +46,18 @@ class Page:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class ListEvents:
+    user: str | None = None
+    type: str | None = None
+    since: str | None = None
+    limit: int = 100
+
+
+EventView = dict[str, Any]
+"""An audit-log entry: id, type, user_id, occurred_at, actor, data."""
+
+
 @dataclass(frozen=True)
 class Credentials:
     user_id: str

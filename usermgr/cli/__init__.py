@@ -120,9 +120,10 @@ def root(
 
 
 def _register() -> None:
-    from usermgr.cli import users
+    from usermgr.cli import admin, users
 
     users.register(app)
+    admin.register(app)
 
 
 _register()

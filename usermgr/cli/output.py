@@ -6,7 +6,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from usermgr.application.queries import Page, UserView
@@ -53,7 +53,7 @@ def render_page(page: Page, fmt: str) -> None:
         emit_json(page.as_dict())
     elif fmt == "table":
         caption = f"page {page.page} of {page.pages}, {page.total} user{'s' * (page.total != 1)}"
-        render_table(page.items, caption)
+        render_table(TABLE_COLUMNS, [_table_row(u) for u in page.items], caption)
     else:
         render_stream(page.items, fmt)
 
@@ -72,27 +72,27 @@ def render_stream(users: Iterable[UserView], fmt: str) -> None:
         raise ValueError(fmt)
 
 
-def render_table(users: list[UserView], caption: str) -> None:
+def render_table(columns: Sequence[str], rows: list[list[str]], caption: str) -> None:
     if not stdout_is_terminal():
-        _plain_table(users)
+        _plain_table(columns, rows)
         return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     table = Table(caption=caption, show_lines=False)
-    for column in TABLE_COLUMNS:
+    for column in columns:
         table.add_column(column, overflow="fold")
-    for user in users:
+    for row in rows:
         # Text cells are printed literally: a name like "[bold]x[/]" is no markup.
-        table.add_row(*(Text(cell) for cell in _table_row(user)))
+        table.add_row(*(Text(cell) for cell in row))
     Console(no_color="NO_COLOR" in os.environ).print(table)
 
 
-def _plain_table(users: list[UserView]) -> None:
+def _plain_table(columns: Sequence[str], rows: list[list[str]]) -> None:
     # No terminal: aligned columns, every value in full, nothing decorative.
-    rows = [list(TABLE_COLUMNS), *map(_table_row, users)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    rows = [list(columns), *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     for row in rows:
         emit("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 

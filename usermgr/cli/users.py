@@ -107,7 +107,7 @@ def list_(
     from usermgr.application.handlers import check_list_query
 
     check_list_query(queries.ListUsers(search=search, role=role))
-    users = ctx.obj.services().views().iter_all(query)
+    users = ctx.obj.services().views.iter_all(query)
     if fmt in (ListFormat.jsonl, ListFormat.csv):
         render_stream(users, fmt.value)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from usermgr.errors import InvalidInput
 
@@ -106,4 +106,27 @@ def parse_timestamp(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text!r}")
+    return moment.astimezone(timezone.utc)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """An ISO 8601 date or time (UTC unless it says otherwise), or a duration
+    back from `now` such as 30m, 12h or 7d."""
+    unit = _DURATION_UNITS.get(text[-1:])
+    if unit is not None and text[:-1].isascii() and text[:-1].isdigit():
+        try:
+            return now - timedelta(seconds=int(text[:-1]) * unit)
+        except OverflowError:
+            raise InvalidInput(f"invalid --since {text!r}: too far back") from None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"invalid --since {text!r}: use an ISO 8601 date or time, or a duration like 30m, 12h, 7d"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)

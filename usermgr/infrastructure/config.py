@@ -33,6 +33,20 @@ class Settings:
     debug: bool = False
 
 
+def current_actor() -> str:
+    """Who runs this command: the OS user, and the sudo caller behind it if any."""
+    try:
+        import pwd
+
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        import getpass
+
+        user = getpass.getuser()
+    sudo_user = os.environ.get("SUDO_USER")
+    return f"{user} (sudo: {sudo_user})" if sudo_user and sudo_user != user else user
+
+
 def _home() -> Path:
     return Path(os.environ.get("HOME") or Path.home())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,11 @@ from sqlmodel import Session, select
 from usermgr.application.ports import UnitOfWork, UserRepository
 from usermgr.domain.events import Event
 from usermgr.domain.model import User
-from usermgr.domain.values import Email, Role, format_timestamp, parse_timestamp
+from usermgr.domain.values import Email, Role, email_key, format_timestamp, parse_timestamp
 from usermgr.errors import EmailTaken
+from usermgr.infrastructure.config import Hook
 from usermgr.infrastructure.sqlite import as_storage_error, connect
-from usermgr.infrastructure.tables import UserRow
+from usermgr.infrastructure.tables import DeliveryRow, EventRow, UserRow
 
 
 def _entity(row: UserRow) -> User:
@@ -107,17 +109,26 @@ def _engine(conn: sqlite3.Connection) -> Engine:
 
 
 class SqlUnitOfWork(UnitOfWork):
-    def __init__(self, path: Path, busy_timeout: float) -> None:
+    """One BEGIN IMMEDIATE transaction; commit writes the changes, their events and
+    a pending delivery for each hook an event matches (the outbox)."""
+
+    def __init__(
+        self, path: Path, busy_timeout: float, *, actor: str, hooks: tuple[Hook, ...] = ()
+    ) -> None:
         super().__init__()
         self._path = path
         self._busy_timeout = busy_timeout
+        self._actor = actor
+        self._hooks = hooks
         self._engine: Engine | None = None
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except IntegrityError:
+        except IntegrityError as e:
+            if "email_key" not in str(e.orig):
+                raise
             raise EmailTaken() from None
         except DBAPIError as e:
             raise as_storage_error(e.orig or e, self._path) from None
@@ -140,7 +151,32 @@ class SqlUnitOfWork(UnitOfWork):
     def _commit(self, events: list[Event]) -> None:
         with self._errors():
             self.users.sync()
+            for event in events:
+                self._write_event(event)
+            self.session.flush()  # events before their deliveries: the foreign key
+            for event in events:
+                self._write_deliveries(event)
             self.session.commit()
+
+    def _write_event(self, event: Event) -> None:
+        self.session.add(
+            EventRow(
+                id=event.id,
+                type=event.type,
+                user_id=event.user_id,
+                email_key=email_key(event.email),
+                occurred_at=format_timestamp(event.occurred_at),
+                actor=self._actor,
+                data=json.dumps(event.data(), ensure_ascii=False),
+            )
+        )
+
+    def _write_deliveries(self, event: Event) -> None:
+        for hook in self._hooks:
+            if hook.on in ("*", event.type):
+                self.session.add(
+                    DeliveryRow(event_id=event.id, command=json.dumps(hook.command), timeout=hook.timeout)
+                )
 
     def rollback(self) -> None:
         self.session.rollback()

@@ -31,6 +31,38 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX users_by_role ON users (role, created_at)",
         "CREATE INDEX users_by_active ON users (is_active, created_at)",
     ),
+    2: (
+        # The audit log, written in the same transaction as the change it records.
+        # email_key is the user's email at that time, so a lookup by email finds
+        # every user who has had it, deleted ones too.
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            email_key TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_by_user ON events (user_id, seq)",
+        "CREATE INDEX events_by_email ON events (email_key)",
+        "CREATE INDEX events_by_type ON events (type, seq)",
+        "CREATE INDEX events_by_time ON events (occurred_at)",
+        # The outbox: one row per event and matching hook, written with the event,
+        # deleted once the hook succeeds. A claim keeps two runners off one row.
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL REFERENCES events (id),
+            command TEXT NOT NULL,
+            timeout REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_attempt_at TEXT,
+            claimed_until TEXT
+        )""",
+        "CREATE INDEX deliveries_by_event ON deliveries (event_id)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -141,3 +173,35 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         # Readers never wait for the writer in WAL mode; the setting lives in the file.
         conn.execute("PRAGMA journal_mode = WAL")
     return version
+
+
+class Database:
+    """A connection opened on first use, for the driver-level read side; None-safe:
+    with no database yet, every query finds nothing."""
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._opened = False
+
+    def connection(self) -> sqlite3.Connection | None:
+        if not self._opened:
+            self._conn = connect(self.path, self._busy_timeout, create=False)
+            self._opened = True
+        return self._conn
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
+        db = self.connection()
+        if db is None:
+            return []
+        with storage_errors(self.path):
+            return db.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """A one-statement write; returns the rows it changed."""
+        db = self.connection()
+        if db is None:
+            return 0
+        with storage_errors(self.path):
+            return db.execute(sql, params).rowcount

@@ -17,3 +17,29 @@ class UserRow(SQLModel, table=True):
     password_hash: str | None = None
     created_at: str
     updated_at: str | None = None
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True)
+    type: str
+    user_id: str
+    email_key: str
+    occurred_at: str
+    actor: str
+    data: str
+
+
+class DeliveryRow(SQLModel, table=True):
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(foreign_key="events.id")
+    command: str
+    timeout: float
+    attempts: int = 0
+    last_error: str | None = None
+    last_attempt_at: str | None = None
+    claimed_until: str | None = None

@@ -1,19 +1,33 @@
-"""The read model: public user data through the sqlite3 driver, no ORM on this path."""
+"""The read model: users and the audit log through the sqlite3 driver, no ORM on this path."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import unicodedata
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, TypeVar
 
-from usermgr.application.queries import Credentials, ListUsers, Page, UserView
-from usermgr.domain.values import Email, email_key
-from usermgr.infrastructure.sqlite import connect, storage_errors
+from usermgr.application.queries import Credentials, EventView, ListUsers, Page, UserView
+from usermgr.domain.values import Email, email_key, format_timestamp
+from usermgr.infrastructure.sqlite import Database, storage_errors
 
 PUBLIC = "id, email, name, role, is_active, created_at, updated_at"
 NEWEST_FIRST = "ORDER BY created_at DESC, rowid DESC"
+
+T = TypeVar("T")
+
+
+def by_email(ref: str, find: Callable[[str], T | None]) -> T | None:
+    """Look an email up by its key. Most lookups give an address as stored, so try
+    its folded form first; only a miss pays for email_validator to normalise it."""
+    fast = email_key(ref)
+    found = find(fast)
+    if found:
+        return found
+    key = Email.parse(ref).key
+    return find(key) if key != fast else found
 
 
 def _fold(text: str | None) -> str | None:
@@ -33,42 +47,27 @@ def _view(row: tuple[Any, ...]) -> UserView:
 
 
 class SqliteUserViews:
-    def __init__(self, path: Path, busy_timeout: float) -> None:
-        self._path = path
-        self._busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._opened = False
+    def __init__(self, db: Database) -> None:
+        self._database = db
 
     def _db(self) -> sqlite3.Connection | None:
-        if not self._opened:
-            self._conn = connect(self._path, self._busy_timeout, create=False)
-            if self._conn is not None:
-                self._conn.create_function("fold", 1, _fold, deterministic=True)
-            self._opened = True
-        return self._conn
+        db = self._database.connection()
+        if db is not None:
+            db.create_function("fold", 1, _fold, deterministic=True)
+        return db
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        db = self._db()
-        if db is None:
-            return []
-        with storage_errors(self._path):
-            return db.execute(sql, params).fetchall()
+        self._db()
+        return self._database.query(sql, params)
 
     def _find(self, ref: str, columns: str) -> tuple[Any, ...] | None:
-        if "@" not in ref:
-            rows = self._query(f"SELECT {columns} FROM users WHERE id = ?", (ref.lower(),))
+        def first(column: str, value: str) -> tuple[Any, ...] | None:
+            rows = self._query(f"SELECT {columns} FROM users WHERE {column} = ?", (value,))
             return rows[0] if rows else None
-        # Most lookups give an address as stored: try its folded form before paying
-        # for email_validator, which is needed to normalise anything else.
-        fast = email_key(ref)
-        rows = self._query(f"SELECT {columns} FROM users WHERE email_key = ?", (fast,))
-        if rows:
-            return rows[0]
-        key = Email.parse(ref).key
-        if key == fast:
-            return None
-        rows = self._query(f"SELECT {columns} FROM users WHERE email_key = ?", (key,))
-        return rows[0] if rows else None
+
+        if "@" in ref:
+            return by_email(ref, lambda key: first("email_key", key))
+        return first("id", ref.lower())
 
     def get(self, ref: str) -> UserView | None:
         row = self._find(ref, PUBLIC)
@@ -114,7 +113,57 @@ class SqliteUserViews:
         if db is None:
             return
         where, params = self._where(query)
-        with storage_errors(self._path):
+        with storage_errors(self._database.path):
             cursor = db.execute(f"SELECT {PUBLIC} FROM users {where} {NEWEST_FIRST}", params)
             while batch := cursor.fetchmany(500):
                 yield from map(_view, batch)
+
+
+class SqliteEventViews:
+    def __init__(self, db: Database) -> None:
+        self._database = db
+
+    def _user_ids(self, ref: str) -> list[str]:
+        if "@" not in ref:
+            return [ref.lower()]
+        rows = by_email(
+            ref,
+            lambda key: self._database.query(
+                "SELECT DISTINCT user_id FROM events WHERE email_key = ?", (key,)
+            ),
+        )
+        return [row[0] for row in rows or []]
+
+    def list(
+        self, *, user: str | None, type: str | None, since: datetime | None, limit: int
+    ) -> list[EventView]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if user is not None:
+            ids = self._user_ids(user)
+            clauses.append(f"user_id IN ({', '.join('?' * len(ids))})")
+            params += ids
+        if type is not None:
+            clauses.append("type = ?")
+            params.append(type)
+        if since is not None:
+            clauses.append("occurred_at >= ?")
+            params.append(format_timestamp(since))
+        where = "WHERE " + " AND ".join(clauses) if clauses else ""
+        # The newest `limit`, like tail, then printed oldest first.
+        rows = self._database.query(
+            "SELECT id, type, user_id, occurred_at, actor, data FROM"
+            f" (SELECT * FROM events {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            (*params, limit),
+        )
+        return [
+            {
+                "id": r[0],
+                "type": r[1],
+                "user_id": r[2],
+                "occurred_at": r[3],
+                "actor": r[4],
+                "data": json.loads(r[5]),
+            }
+            for r in rows
+        ]

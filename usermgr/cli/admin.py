@@ -1,0 +1,130 @@
+"""The audit log and hook deliveries."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Annotated
+
+import typer
+
+from usermgr.application import queries
+from usermgr.cli.output import emit, emit_json, render_table
+from usermgr.errors import DeliveriesFailed, InvalidInput
+
+
+class EventFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
+EVENT_COLUMNS = ("occurred_at", "type", "user_id", "email", "actor", "id", "data")
+
+
+def _event_row(event: dict) -> list[str]:
+    data = {k: v for k, v in event["data"].items() if k != "email"}
+    return [
+        event["occurred_at"],
+        event["type"],
+        event["user_id"],
+        event["data"].get("email", ""),
+        event["actor"],
+        event["id"],
+        json.dumps(data, ensure_ascii=False) if data else "",
+    ]
+
+
+def events(
+    ctx: typer.Context,
+    *,
+    user: Annotated[
+        str | None, typer.Option("--user", help="An id or email; every user who has had that email.")
+    ] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO 8601 date or time, or a duration: 30m, 12h, 7d.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Keep the newest N (like tail).")] = 100,
+    fmt: Annotated[EventFormat, typer.Option("--format", help="Output format.")] = EventFormat.table,
+) -> None:
+    """Show the audit log, oldest first.
+
+    Example: usermgr events --user ada@example.com --since 7d --format jsonl
+    """
+    found = ctx.obj.services().handle(
+        queries.ListEvents(user=user, type=type_, since=since, limit=limit)
+    )
+    if fmt is EventFormat.json:
+        emit_json(found)
+    elif fmt is EventFormat.jsonl:
+        for event in found:
+            emit_json(event)
+    else:
+        render_table(EVENT_COLUMNS, [_event_row(e) for e in found], f"{len(found)} events")
+
+
+hooks_app = typer.Typer(
+    name="hooks",
+    help="Configured hooks and their failed deliveries.",
+    no_args_is_help=True,
+)
+
+
+@hooks_app.command("list")
+def hooks_list(ctx: typer.Context) -> None:
+    """Show the configured hooks and the deliveries waiting for a retry.
+
+    Example: usermgr hooks list
+    """
+    services = ctx.obj.services()
+    configured = services.settings.hooks
+    emit(f"hooks configured: {len(configured)}")
+    for hook in configured:
+        emit(f"  on {hook.on}: {json.dumps(list(hook.command))} (timeout {hook.timeout:g}s)")
+    pending = services.hooks.store.pending()
+    emit(f"deliveries pending: {len(pending)}")
+    for d in pending:
+        state = f"failed {d.attempts}x, last {d.last_attempt_at}: {d.last_error}" if d.attempts else "not yet run"
+        emit(
+            f"  {d.id}: {d.event['type']} {d.event['id']} user {d.event['user_id']}"
+            f" -> {json.dumps(d.command)}; {state}"
+        )
+
+
+@hooks_app.command("retry")
+def hooks_retry(ctx: typer.Context) -> None:
+    """Run every pending delivery again, oldest first; exit 7 if some still fail.
+
+    Example: usermgr hooks retry || echo "some hooks still fail"
+    """
+    dispatcher = ctx.obj.services().hooks
+    outcomes = list(dispatcher.deliver(dispatcher.store.pending()))
+    failed = sum(1 for o in outcomes if o.error is not None)
+    emit(f"delivered {len(outcomes) - failed}, failed {failed}")
+    if failed:
+        raise DeliveriesFailed(f"{failed} deliveries still fail; see 'usermgr hooks list'")
+
+
+@hooks_app.command("discard")
+def hooks_discard(
+    ctx: typer.Context,
+    delivery: Annotated[int | None, typer.Argument(metavar="[ID]", help="The delivery to drop.")] = None,
+    *,
+    all_: Annotated[bool, typer.Option("--all", help="Drop every pending delivery.")] = False,
+) -> None:
+    """Drop deliveries that should not be retried.
+
+    Example: usermgr hooks discard 12
+    """
+    if (delivery is None) == (not all_):
+        raise InvalidInput("give a delivery ID or --all (see 'usermgr hooks list')")
+    dropped = ctx.obj.services().hooks.store.discard(delivery)
+    if delivery is not None and not dropped:
+        raise InvalidInput(f"no pending delivery {delivery} (see 'usermgr hooks list')")
+    emit(f"discarded {dropped}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(events)
+    app.add_typer(hooks_app)
