@@ -23,8 +23,16 @@ class FakeUserRepository(UserRepository):
     def _add(self, user: User) -> None:
         self._store[user.id] = user
 
+    def _add_all(self, users: list[User]) -> None:
+        for user in users:
+            self._add(user)
+
     def _get(self, user_id: str) -> User | None:
         return self._store.get(user_id)
+
+    def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
+        taken = {u.email.key for u in self._store.values()}
+        return taken & set(keys), {i: self._store[i].email.key for i in ids if i in self._store}
 
     def _get_by_email_key(self, key: str) -> User | None:
         return next((u for u in self._store.values() if u.email.key == key), None)
@@ -123,6 +131,12 @@ class FakeHasher:
 
     def needs_rehash(self, password_hash: str) -> bool:
         return int(password_hash.split("$")[1]) != self.rounds
+
+    def hash_many(self, passwords: list[str], progress=None) -> list[str]:  # type: ignore[no-untyped-def]
+        hashes = [self.hash(p) for p in passwords]
+        if progress:
+            progress(len(hashes), len(hashes))
+        return hashes
 
 
 class FixedClock:

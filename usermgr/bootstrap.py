@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-from usermgr.application import commands, handlers, queries
+from usermgr.application import commands, handlers, importing, queries
 from usermgr.application.bus import EventBus
 from usermgr.application.ports import Clock, EventViews, PasswordHasher, UnitOfWork, UserViews
 from usermgr.domain.values import PasswordPolicy
@@ -63,6 +63,9 @@ class Services:
                 handlers.change_password, hasher=hasher, policy=policy, clock=clock
             ),
             commands.DeleteUser: partial(handlers.delete_user, clock=clock),
+            importing.ImportUsers: partial(
+                importing.import_users, hasher=hasher, policy=policy, clock=clock
+            ),
         }
         self._query_handlers: dict[type, Callable[[Any], Any]] = {
             queries.GetUser: lambda q: handlers.get_user(q, views=self.views),
@@ -73,11 +76,12 @@ class Services:
             ),
         }
 
-    def handle(self, message: object) -> Any:
+    def handle(self, message: object, **options: Any) -> Any:
+        """Run a message's handler; `options` reach a command handler as keywords."""
         if type(message) in self._query_handlers:
             return self._query_handlers[type(message)](message)
         uow = self._uow()
-        result = self._command_handlers[type(message)](message, uow=uow)
+        result = self._command_handlers[type(message)](message, uow=uow, **options)
         self.bus.publish(uow.collect_new_events())
         return result
 

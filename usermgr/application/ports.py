@@ -24,6 +24,11 @@ class UserRepository(abc.ABC):
         self._add(user)
         self.seen.append(user)
 
+    def add_all(self, users: list[User]) -> None:
+        """Add many new users at once (an import)."""
+        self._add_all(users)
+        self.seen.extend(users)
+
     def get(self, user_id: str) -> User | None:
         return self._remember(self._get(user_id))
 
@@ -39,7 +44,14 @@ class UserRepository(abc.ABC):
     def _add(self, user: User) -> None: ...
 
     @abc.abstractmethod
+    def _add_all(self, users: list[User]) -> None: ...
+
+    @abc.abstractmethod
     def _get(self, user_id: str) -> User | None: ...
+
+    @abc.abstractmethod
+    def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
+        """Which of these email keys are taken, and the email key of each of these ids that is."""
 
     @abc.abstractmethod
     def _get_by_email_key(self, key: str) -> User | None: ...
@@ -94,6 +106,12 @@ class PasswordHasher(Protocol):
         ...
 
     def needs_rehash(self, password_hash: str) -> bool: ...
+
+    def hash_many(
+        self, passwords: list[str], progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
+        """Hash in parallel, in order; `progress(done, total)` after each."""
+        ...
 
 
 class UserViews(Protocol):

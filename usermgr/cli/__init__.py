@@ -46,6 +46,8 @@ class ErrorBoundary(TyperGroup):
         try:
             return super().invoke(ctx)
         except UsermgrError as e:
+            for detail in e.details:
+                sys.stderr.write(f"{' '.join(detail.splitlines())}\n")
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted; nothing more was changed", 130) from None
@@ -120,9 +122,10 @@ def root(
 
 
 def _register() -> None:
-    from usermgr.cli import admin, users
+    from usermgr.cli import admin, transfer, users
 
     users.register(app)
+    transfer.register(app)
     admin.register(app)
 
 

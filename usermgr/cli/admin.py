@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -125,6 +126,59 @@ def hooks_discard(
     emit(f"discarded {dropped}")
 
 
+
+
+db_app = typer.Typer(name="db", help="Check, back up and upgrade the database.", no_args_is_help=True)
+
+
+@db_app.command("check")
+def db_check(ctx: typer.Context) -> None:
+    """Check integrity, foreign keys and the schema version; exit 6 on a problem.
+
+    Example: usermgr db check
+    """
+    from usermgr.infrastructure.sqlite import check
+
+    settings = ctx.obj.settings()
+    report = check(settings.db_path, settings.busy_timeout)
+    emit(
+        f"ok: {report['path']}, schema version {report['schema_version']}, {report['users']} users,"
+        f" {report['events']} events, {report['pending_deliveries']} pending deliveries"
+    )
+
+
+@db_app.command("backup")
+def db_backup(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write the copy.")],
+    *,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing PATH.")] = False,
+) -> None:
+    """Write a consistent copy of the database (mode 0600), even while others write.
+
+    Example: usermgr db backup /var/backups/usermgr-$(date +%F).db
+    """
+    from usermgr.infrastructure.sqlite import backup
+
+    settings = ctx.obj.settings()
+    backup(settings.db_path, path, settings.busy_timeout, force=force)
+    emit(f"backed up to {path}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply schema migrations (any command also does this first, automatically).
+
+    Example: usermgr db upgrade
+    """
+    from usermgr.infrastructure.sqlite import upgrade
+
+    settings = ctx.obj.settings()
+    before, after = upgrade(settings.db_path, settings.busy_timeout)
+    emit(f"schema version {after}" + (f" (upgraded from {before})" if before != after else ", up to date"))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(events)
     app.add_typer(hooks_app)
+    app.add_typer(db_app)

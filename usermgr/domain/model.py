@@ -33,14 +33,18 @@ class User:
         password_hash: str | None,
         now: datetime,
         id: str | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
     ) -> User:
+        """A new user; an import may keep the id and times it had elsewhere."""
         user = cls(
             id=id or str(uuid.uuid4()),
             email=email,
             name=name,
             role=role,
             is_active=is_active,
-            created_at=now,
+            created_at=created_at or now,
+            updated_at=updated_at,
             password_hash=password_hash,
         )
         user._record(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from usermgr.domain.values import BCRYPT_MAX_BYTES
 
@@ -38,3 +41,15 @@ class BcryptHasher:
             return int(password_hash.split("$")[2]) != self.rounds
         except (IndexError, ValueError):
             return True
+
+    def hash_many(
+        self, passwords: list[str], progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
+        # bcrypt releases the GIL while it works: threads use every core.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            hashes = []
+            for done, hashed in enumerate(pool.map(self.hash, passwords), 1):
+                hashes.append(hashed)
+                if progress:
+                    progress(done, len(passwords))
+        return hashes

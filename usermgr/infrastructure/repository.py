@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import event, update
+from sqlalchemy import event, insert, update
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
@@ -48,6 +48,11 @@ def _copy(user: User, row: UserRow) -> None:
     row.updated_at = format_timestamp(user.updated_at) if user.updated_at else None
 
 
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class SqlUserRepository(UserRepository):
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -66,6 +71,28 @@ class SqlUserRepository(UserRepository):
         _copy(user, row)
         self._rows[user.id] = row
         self.session.add(row)
+
+    def _add_all(self, users: list[User]) -> None:
+        rows = []
+        for user in users:
+            row = UserRow(id=user.id)
+            _copy(user, row)
+            rows.append(row.model_dump())
+        if rows:
+            # A Core insert: an import adds users by the thousand.
+            self.session.execute(insert(UserRow), rows)
+
+    def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
+        taken_keys: set[str] = set()
+        taken_ids: dict[str, str] = {}
+        for chunk in _chunks(keys):
+            taken_keys.update(
+                self.session.exec(select(UserRow.email_key).where(UserRow.email_key.in_(chunk)))
+            )
+        for chunk in _chunks(ids):
+            rows = self.session.exec(select(UserRow.id, UserRow.email_key).where(UserRow.id.in_(chunk)))
+            taken_ids.update((user_id, key) for user_id, key in rows)
+        return taken_keys, taken_ids
 
     def _get(self, user_id: str) -> User | None:
         return self._track(self.session.get(UserRow, user_id))
@@ -151,32 +178,30 @@ class SqlUnitOfWork(UnitOfWork):
     def _commit(self, events: list[Event]) -> None:
         with self._errors():
             self.users.sync()
-            for event in events:
-                self._write_event(event)
-            self.session.flush()  # events before their deliveries: the foreign key
-            for event in events:
-                self._write_deliveries(event)
+            self.session.flush()
+            if events:
+                # Core inserts: an import writes one event per user, by the thousand.
+                self.session.execute(insert(EventRow), [self._event_row(e) for e in events])
+                deliveries = [
+                    {"event_id": e.id, "command": json.dumps(hook.command), "timeout": hook.timeout}
+                    for e in events
+                    for hook in self._hooks
+                    if hook.on in ("*", e.type)
+                ]
+                if deliveries:
+                    self.session.execute(insert(DeliveryRow), deliveries)
             self.session.commit()
 
-    def _write_event(self, event: Event) -> None:
-        self.session.add(
-            EventRow(
-                id=event.id,
-                type=event.type,
-                user_id=event.user_id,
-                email_key=email_key(event.email),
-                occurred_at=format_timestamp(event.occurred_at),
-                actor=self._actor,
-                data=json.dumps(event.data(), ensure_ascii=False),
-            )
-        )
-
-    def _write_deliveries(self, event: Event) -> None:
-        for hook in self._hooks:
-            if hook.on in ("*", event.type):
-                self.session.add(
-                    DeliveryRow(event_id=event.id, command=json.dumps(hook.command), timeout=hook.timeout)
-                )
+    def _event_row(self, event: Event) -> dict[str, object]:
+        return {
+            "id": event.id,
+            "type": event.type,
+            "user_id": event.user_id,
+            "email_key": email_key(event.email),
+            "occurred_at": format_timestamp(event.occurred_at),
+            "actor": self._actor,
+            "data": json.dumps(event.data(), ensure_ascii=False),
+        }
 
     def rollback(self) -> None:
         self.session.rollback()

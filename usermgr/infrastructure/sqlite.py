@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-from usermgr.errors import StorageUnavailable
+from usermgr.errors import InvalidInput, StorageUnavailable
 
 APPLICATION_ID = 0x75736D67  # "usmg": marks a file as a usermgr database
 
@@ -205,3 +205,78 @@ class Database:
             return 0
         with storage_errors(self.path):
             return db.execute(sql, params).rowcount
+
+
+def check(path: Path, busy_timeout: float) -> dict[str, object]:
+    """Integrity, foreign keys and schema version; raises StorageUnavailable on a problem."""
+    conn = connect(path, busy_timeout, create=False)
+    if conn is None:
+        raise StorageUnavailable(f"no usermgr database at {path}")
+    try:
+        with storage_errors(path):
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            if integrity != ["ok"]:
+                raise StorageUnavailable(f"{path} is damaged: {'; '.join(integrity[:3])}")
+            orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if orphans:
+                raise StorageUnavailable(f"{path} has {len(orphans)} rows with a broken foreign key")
+            return {
+                "path": str(path),
+                "schema_version": conn.execute("PRAGMA user_version").fetchone()[0],
+                "users": conn.execute("SELECT count(*) FROM users").fetchone()[0],
+                "events": conn.execute("SELECT count(*) FROM events").fetchone()[0],
+                "pending_deliveries": conn.execute("SELECT count(*) FROM deliveries").fetchone()[0],
+            }
+    finally:
+        conn.close()
+
+
+def upgrade(path: Path, busy_timeout: float) -> tuple[int, int]:
+    """Migrate explicitly; return (version before, version after)."""
+    if not path.exists():
+        raise StorageUnavailable(f"no usermgr database at {path}")
+    with storage_errors(path):
+        peek = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=busy_timeout)
+        try:
+            before = peek.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            peek.close()
+    conn = connect(path, busy_timeout, create=False)
+    if conn is None:
+        raise StorageUnavailable(f"{path} is an empty file, not a usermgr database yet")
+    conn.close()
+    return before, SCHEMA_VERSION
+
+
+def backup(path: Path, target: Path, busy_timeout: float, *, force: bool) -> None:
+    """A consistent online copy: into a private temporary file beside the target,
+    integrity-checked, then renamed into place."""
+    if target.exists() and not force:
+        raise InvalidInput(f"{target} exists: add --force to replace it")
+    if target.resolve() == path.resolve():
+        raise InvalidInput("the backup cannot replace the database itself")
+    source = connect(path, busy_timeout, create=False)
+    if source is None:
+        raise StorageUnavailable(f"no usermgr database at {path}")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except OSError as e:
+        source.close()
+        raise InvalidInput(f"cannot write {target}: {e.strerror}") from None
+    try:
+        with storage_errors(path):
+            copy = sqlite3.connect(temporary)
+            try:
+                source.backup(copy)
+                copy.execute("PRAGMA journal_mode = DELETE")
+                if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                    raise StorageUnavailable("the backup copy failed its integrity check")
+            finally:
+                copy.close()
+        os.replace(temporary, target)
+    finally:
+        source.close()
+        if temporary.exists():
+            temporary.unlink()

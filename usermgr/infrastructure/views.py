@@ -119,6 +119,22 @@ class SqliteUserViews:
                 yield from map(_view, batch)
 
 
+    def export(self, include_hashes: bool) -> Iterator[UserView]:
+        """Every user, oldest first, streamed."""
+        db = self._db()
+        if db is None:
+            return
+        columns = PUBLIC + (", password_hash" if include_hashes else "")
+        with storage_errors(self._database.path):
+            cursor = db.execute(f"SELECT {columns} FROM users ORDER BY created_at, rowid")
+            while batch := cursor.fetchmany(1000):
+                for row in batch:
+                    view = _view(row)
+                    if include_hashes:
+                        view["password_hash"] = row[7]
+                    yield view
+
+
 class SqliteEventViews:
     def __init__(self, db: Database) -> None:
         self._database = db

@@ -1,0 +1,156 @@
+"""Bulk import and export."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+from usermgr.application.importing import COLUMNS, ImportUsers, Record
+from usermgr.cli.output import FIELDS, emit, emit_json
+from usermgr.errors import InvalidInput
+
+
+class FileFormat(str, enum.Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def _read_csv(stream: IO[str]) -> list[Record]:
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    unknown = [c for c in header if c not in COLUMNS]
+    if unknown:
+        raise InvalidInput(f"unknown column {unknown[0]!r}; known: {', '.join(COLUMNS)}")
+    missing = [c for c in ("email", "name") if c not in header]
+    if header and missing:
+        raise InvalidInput(f"missing column {missing[0]!r}")
+    records = []
+    for values in reader:
+        if None in values or None in values.values():
+            values = {"?": "wrong number of fields"}
+        records.append(Record(reader.line_num, values))
+    return records
+
+
+def _read_jsonl(stream: IO[str]) -> list[Record]:
+    records = []
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            values = json.loads(line)
+        except json.JSONDecodeError as e:
+            values = {"?": f"not JSON ({e.msg})"}
+        if not isinstance(values, dict):
+            values = {"?": "not a JSON object"}
+        records.append(Record(number, values))
+    return records
+
+
+@contextmanager
+def _open(source: str) -> Iterator[IO[str]]:
+    if source == "-":
+        yield sys.stdin
+        return
+    try:
+        with open(source, encoding="utf-8-sig", newline="") as stream:
+            yield stream
+    except OSError as e:
+        raise InvalidInput(f"cannot read {source}: {e.strerror}") from None
+
+
+def read_records(source: str, fmt: FileFormat | None) -> list[Record]:
+    if fmt is None:
+        fmt = FileFormat.jsonl if source.endswith((".jsonl", ".ndjson")) else FileFormat.csv
+    try:
+        with _open(source) as stream:
+            return _read_jsonl(stream) if fmt is FileFormat.jsonl else _read_csv(stream)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"cannot read {source}: it is not UTF-8 text") from None
+    except csv.Error as e:
+        raise InvalidInput(f"cannot read {source} as CSV: {e}") from None
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for hashing, on a terminal only."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("hashing passwords", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def import_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(metavar="FILE", help="CSV or JSON-lines file; - reads stdin.")],
+    *,
+    fmt: Annotated[
+        FileFormat | None,
+        typer.Option("--format", help="Default: jsonl for *.jsonl or *.ndjson, else csv."),
+    ] = None,
+    exists_ok: Annotated[
+        bool, typer.Option("--exists-ok", help="Skip rows whose email already exists.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check everything and report; write nothing.")
+    ] = False,
+) -> None:
+    """Add users in bulk: every row is checked first, then all are written, or none.
+
+    Example: usermgr import users.csv --exists-ok
+    """
+    records = read_records(file, fmt)
+    with _progress_bar() as progress:
+        summary = ctx.obj.services().handle(
+            ImportUsers(records=records, exists_ok=exists_ok, dry_run=dry_run), progress=progress
+        )
+    prefix = "dry run: would have " if summary.dry_run else ""
+    emit(f"{prefix}created {summary.created}, existed {summary.existed}")
+
+
+def export(
+    ctx: typer.Context,
+    *,
+    fmt: Annotated[FileFormat, typer.Option("--format", help="Output format.")] = FileFormat.csv,
+    include_hashes: Annotated[
+        bool,
+        typer.Option("--include-hashes", help="Add password_hash, so an import keeps passwords working."),
+    ] = False,
+) -> None:
+    """Write every user to stdout, oldest first, in constant memory.
+
+    Example: usermgr export --format jsonl --include-hashes > users.jsonl
+    """
+    users: Iterator[dict[str, Any]] = ctx.obj.services().views.export(include_hashes)
+    if fmt is FileFormat.jsonl:
+        for user in users:
+            emit_json(user)
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    columns = [*FIELDS, "password_hash"] if include_hashes else list(FIELDS)
+    writer.writerow(columns)
+    for user in users:
+        writer.writerow(
+            ["" if user[c] is None else str(user[c]).lower() if c == "is_active" else user[c] for c in columns]
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)
+    app.command()(export)
