@@ -91,6 +91,16 @@ def fill_events(db: Path, count: int) -> None:
     conn.close()
 
 
+class Rows:
+    """Prints each figure as a Markdown table row as soon as it is measured."""
+
+    def __init__(self) -> None:
+        print("| what | result |\n|---|---|", flush=True)
+
+    def append(self, row: tuple[str, str]) -> None:
+        print(f"| {row[0]} | {row[1]} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -111,7 +121,7 @@ def main() -> None:
     config.write_text("[security]\nbcrypt_rounds = 12\n")
     env = {**os.environ, "HOME": str(work), "USERMGR_DB": str(work / "users.db"),
            "USERMGR_CONFIG": str(config), "NO_COLOR": "1"}
-    rows: list[tuple[str, str]] = []
+    rows = Rows()
 
     # 100,000 users through `usermgr import`, pre-hashed.
     csv_path = work / "users.csv"
@@ -148,8 +158,7 @@ def main() -> None:
 
     # Export of many users, next to sqlite3 -json on the same database.
     big = work / "big.db"
-    subprocess.run([um, "--db", str(big), "db", "upgrade"], env=env, capture_output=True)
-    subprocess.run([um, "--db", str(big), "list"], env=env, check=True, capture_output=True)
+    subprocess.run([um, "--db", str(big), "db", "upgrade"], env=env, check=True, capture_output=True)
     fill_users(big, export_users)
     seconds, kib = timed_peak(f"{um} --db {big} export --format jsonl >/dev/null", env)
     rows.append((f"usermgr export --format jsonl ({export_users:,} users)", f"{seconds:.1f} s, peak {kib // 1024} MiB"))
@@ -180,11 +189,6 @@ def main() -> None:
     seconds, kib = timed_peak(f"{um} --db {work / 'plain.db'} import {plain} >/dev/null", env)
     rows.append((f"usermgr import {n} users with plain passwords (cost 12)", f"{seconds:.1f} s"))
 
-    width = max(len(r[0]) for r in rows)
-    print(f"| {'what':<{width}} | result |")
-    print(f"|{'-' * (width + 2)}|--------|")
-    for what, result in rows:
-        print(f"| {what:<{width}} | {result} |")
 
 
 if __name__ == "__main__":

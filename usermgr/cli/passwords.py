@@ -50,9 +50,12 @@ def from_file(path: Path) -> str:
 def prompt(confirm: bool) -> str:
     if not sys.stdin.isatty():
         raise InvalidInput(NO_SOURCE + (" (or --generate-password)" if confirm else ""))
-    password = getpass.getpass("Password: ")
-    if confirm and getpass.getpass("Repeat password: ") != password:
-        raise InvalidInput("the passwords did not match; nothing was changed")
+    try:
+        password = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Repeat password: ") != password:
+            raise InvalidInput("the passwords did not match; nothing was changed")
+    except EOFError:
+        raise InvalidInput("no password given") from None
     if not password:
         raise InvalidInput("no password given")
     return password

@@ -232,9 +232,12 @@ def check(path: Path, busy_timeout: float) -> dict[str, object]:
 
 
 def upgrade(path: Path, busy_timeout: float) -> tuple[int, int]:
-    """Migrate explicitly; return (version before, version after)."""
+    """Migrate explicitly, creating a missing database; return (version before, after)."""
     if not path.exists():
-        raise StorageUnavailable(f"no usermgr database at {path}")
+        conn = connect(path, busy_timeout, create=True)
+        assert conn is not None  # create=True always gives a connection
+        conn.close()
+        return 0, SCHEMA_VERSION
     with storage_errors(path):
         peek = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=busy_timeout)
         try:
