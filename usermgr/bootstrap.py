@@ -70,6 +70,7 @@ class Services:
         self._query_handlers: dict[type, Callable[[Any], Any]] = {
             queries.GetUser: lambda q: handlers.get_user(q, views=self.views),
             queries.ListUsers: lambda q: handlers.list_users(q, views=self.views),
+            queries.StreamUsers: lambda q: handlers.stream_users(q, views=self.views),
             queries.ListEvents: lambda q: handlers.list_events(q, events=self.events, clock=clock),
             commands.VerifyPassword: lambda c: handlers.verify_password(
                 c, views=self.views, hasher=hasher, uow=uow

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from usermgr.application import commands, queries
@@ -172,17 +172,19 @@ def get_user(query: queries.GetUser, *, views: UserViews) -> UserView:
 
 
 def list_users(query: queries.ListUsers, *, views: UserViews) -> queries.Page:
-    check_list_query(query)
-    return views.list(query)
-
-
-def check_list_query(query: queries.ListUsers) -> None:
     if query.role is not None:
         Role.parse(query.role)
     if query.page < 1:
         raise InvalidInput("--page must be 1 or more")
     if not 1 <= query.per_page <= queries.MAX_PER_PAGE:
         raise InvalidInput(f"--per-page must be between 1 and {queries.MAX_PER_PAGE}")
+    return views.list(query)
+
+
+def stream_users(query: queries.StreamUsers, *, views: UserViews) -> Iterator[UserView]:
+    if query.role is not None:
+        Role.parse(query.role)
+    return views.iter_all(query)
 
 
 def list_events(

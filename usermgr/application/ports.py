@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from usermgr.application.queries import Credentials, EventView, ListUsers, Page, UserView
+from usermgr.application.queries import (
+    Credentials,
+    EventView,
+    ListUsers,
+    Page,
+    StreamUsers,
+    UserView,
+)
 from usermgr.domain.events import Event
 from usermgr.domain.model import User
 
@@ -121,7 +128,7 @@ class UserViews(Protocol):
 
     def list(self, query: ListUsers) -> Page: ...
 
-    def iter_all(self, query: ListUsers) -> Iterator[UserView]: ...
+    def iter_all(self, query: StreamUsers) -> Iterator[UserView]: ...
 
     def credentials(self, ref: str) -> Credentials | None: ...
 

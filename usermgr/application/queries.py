@@ -26,6 +26,15 @@ class ListUsers:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StreamUsers:
+    """Every user matching the filters, newest first, one at a time."""
+
+    search: str | None = None
+    active: bool | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Page:
     items: list[UserView]
     total: int

@@ -94,20 +94,14 @@ def list_(
     """
     if active and inactive:
         raise InvalidInput("give --active or --inactive, not both")
-    query = queries.ListUsers(
-        search=search,
-        active=True if active else False if inactive else None,
-        role=role,
-        page=page,
-        per_page=per_page,
-    )
+    active_filter = True if active else False if inactive else None
     if not all_:
+        query = queries.ListUsers(
+            search=search, active=active_filter, role=role, page=page, per_page=per_page
+        )
         render_page(_run(ctx, query), fmt.value)
         return
-    from usermgr.application.handlers import check_list_query
-
-    check_list_query(queries.ListUsers(search=search, role=role))
-    users = ctx.obj.services().views.iter_all(query)
+    users = _run(ctx, queries.StreamUsers(search=search, active=active_filter, role=role))
     if fmt in (ListFormat.jsonl, ListFormat.csv):
         render_stream(users, fmt.value)
         return

@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
-from usermgr.application.queries import Credentials, EventView, ListUsers, Page, UserView
+from usermgr.application.queries import (
+    Credentials,
+    EventView,
+    ListUsers,
+    Page,
+    StreamUsers,
+    UserView,
+)
 from usermgr.domain.values import Email, email_key, format_timestamp
 from usermgr.infrastructure.sqlite import Database, storage_errors
 
@@ -78,7 +85,7 @@ class SqliteUserViews:
         return Credentials(row[0], row[1], bool(row[2])) if row else None
 
     @staticmethod
-    def _where(query: ListUsers) -> tuple[str, tuple[Any, ...]]:
+    def _where(query: ListUsers | StreamUsers) -> tuple[str, tuple[Any, ...]]:
         clauses: list[str] = []
         params: list[Any] = []
         if query.search:
@@ -108,7 +115,7 @@ class SqliteUserViews:
             per_page=query.per_page,
         )
 
-    def iter_all(self, query: ListUsers) -> Iterator[UserView]:
+    def iter_all(self, query: StreamUsers) -> Iterator[UserView]:
         db = self._db()
         if db is None:
             return
