@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -19,10 +19,8 @@ class Event:
 
     def data(self) -> dict[str, Any]:
         """The event's payload: its fields but the envelope ones."""
-        fields = asdict(self)
-        for envelope in ("id", "user_id", "occurred_at"):
-            fields.pop(envelope)
-        return fields
+        envelope = ("id", "user_id", "occurred_at")
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in envelope}
 
 
 @dataclass(frozen=True, kw_only=True)

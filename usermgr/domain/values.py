@@ -61,9 +61,12 @@ class Email:
         return self.normalized
 
 
-def email_key(normalized: str) -> str:
-    """The unique identity of a normalised email: Unicode-aware case folding."""
-    return unicodedata.normalize("NFC", normalized.casefold())
+def email_key(address: str) -> str:
+    """The unique identity of a normalised email: the local part Unicode case-folded,
+    the domain as email-validator normalised it (lower case; IDNA 2008 keeps ß and ς,
+    which case folding would turn into ss and σ)."""
+    local, _, domain = address.rpartition("@")
+    return unicodedata.normalize("NFC", f"{local.casefold()}@{domain.lower()}")
 
 
 def parse_name(raw: str) -> str:
@@ -99,7 +102,8 @@ class PasswordPolicy:
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with a fixed width, so stored text sorts in time order."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -37,15 +37,23 @@ def _entity(row: UserRow) -> User:
     )
 
 
+def _columns(user: User) -> dict[str, object]:
+    return {
+        "id": user.id,
+        "email": user.email.normalized,
+        "email_key": user.email.key,
+        "name": user.name,
+        "role": user.role.value,
+        "is_active": user.is_active,
+        "password_hash": user.password_hash,
+        "created_at": format_timestamp(user.created_at),
+        "updated_at": format_timestamp(user.updated_at) if user.updated_at else None,
+    }
+
+
 def _copy(user: User, row: UserRow) -> None:
-    row.email = user.email.normalized
-    row.email_key = user.email.key
-    row.name = user.name
-    row.role = user.role.value
-    row.is_active = user.is_active
-    row.password_hash = user.password_hash
-    row.created_at = format_timestamp(user.created_at)
-    row.updated_at = format_timestamp(user.updated_at) if user.updated_at else None
+    for column, value in _columns(user).items():
+        setattr(row, column, value)
 
 
 def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
@@ -67,20 +75,14 @@ class SqlUserRepository(UserRepository):
         return known or _entity(row)
 
     def _add(self, user: User) -> None:
-        row = UserRow(id=user.id)
-        _copy(user, row)
+        row = UserRow(**_columns(user))
         self._rows[user.id] = row
         self.session.add(row)
 
     def _add_all(self, users: list[User]) -> None:
-        rows = []
-        for user in users:
-            row = UserRow(id=user.id)
-            _copy(user, row)
-            rows.append(row.model_dump())
-        if rows:
+        if users:
             # A Core insert: an import adds users by the thousand.
-            self.session.execute(insert(UserRow), rows)
+            self.session.execute(insert(UserRow), [_columns(user) for user in users])
 
     def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
         taken_keys: set[str] = set()
