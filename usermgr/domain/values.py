@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import functools
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from usermgr.errors import InvalidInput
 
@@ -40,16 +42,14 @@ class Email:
 
     @classmethod
     def parse(cls, raw: str) -> Email:
-        # email_validator costs ~50 ms to import: only the paths that parse pay it.
-        from email_validator import EmailNotValidError, validate_email
-
+        validate_email, not_valid = _email_validator()
         try:
             result = validate_email(raw, check_deliverability=False, strict=True)
-        except EmailNotValidError as e:
+        except not_valid as e:
             raise InvalidInput(f"invalid email {raw!r}: {e}") from None
         return cls(result.normalized)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return email_key(self.normalized)
 
@@ -59,6 +59,14 @@ class Email:
 
     def __str__(self) -> str:
         return self.normalized
+
+
+@functools.cache
+def _email_validator() -> tuple[Any, type[Exception]]:
+    # email_validator costs ~50 ms to import: only the paths that parse an email pay it.
+    from email_validator import EmailNotValidError, validate_email
+
+    return validate_email, EmailNotValidError
 
 
 def email_key(address: str) -> str:
