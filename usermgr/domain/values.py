@@ -131,7 +131,7 @@ def parse_since(text: str, now: datetime) -> datetime:
     if unit is not None and text[:-1].isascii() and text[:-1].isdigit():
         try:
             return now - timedelta(seconds=int(text[:-1]) * unit)
-        except OverflowError:
+        except (OverflowError, ValueError):  # ValueError: more digits than int() takes
             raise InvalidInput(f"invalid --since {text!r}: too far back") from None
     try:
         moment = datetime.fromisoformat(text)

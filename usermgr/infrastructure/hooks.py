@@ -14,7 +14,7 @@ from typing import Any
 
 from usermgr.domain.events import Event
 from usermgr.domain.values import format_timestamp
-from usermgr.infrastructure.sqlite import Database
+from usermgr.infrastructure.sqlite import SQLITE_MAX_INT, Database
 
 # A claim outlives its hook's timeout by this much; past it, a crashed runner's
 # claim lapses and the delivery can be retried.
@@ -155,6 +155,8 @@ class DeliveryStore:
         """Drop one delivery, or all of them with None; return how many went."""
         if delivery_id is None:
             return self._database.execute("DELETE FROM deliveries")
+        if not 0 < delivery_id <= SQLITE_MAX_INT:
+            return 0
         return self._database.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
 
 

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from usermgr.errors import InvalidInput, StorageUnavailable
 
+SQLITE_MAX_INT = 2**63 - 1
 APPLICATION_ID = 0x75736D67  # "usmg": marks a file as a usermgr database
 
 # Each entry upgrades the schema from the version before it; never edit a shipped one.

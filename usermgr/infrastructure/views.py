@@ -18,7 +18,7 @@ from usermgr.application.queries import (
     UserView,
 )
 from usermgr.domain.values import Email, email_key, format_timestamp
-from usermgr.infrastructure.sqlite import Database, storage_errors
+from usermgr.infrastructure.sqlite import SQLITE_MAX_INT, Database, storage_errors
 
 PUBLIC = "id, email, name, role, is_active, created_at, updated_at"
 NEWEST_FIRST = "ORDER BY created_at DESC, rowid DESC"
@@ -106,7 +106,7 @@ class SqliteUserViews:
         total = self._query(f"SELECT count(*) FROM users {where}", params)
         rows = self._query(
             f"SELECT {PUBLIC} FROM users {where} {NEWEST_FIRST} LIMIT ? OFFSET ?",
-            (*params, query.per_page, (query.page - 1) * query.per_page),
+            (*params, query.per_page, min((query.page - 1) * query.per_page, SQLITE_MAX_INT)),
         )
         return Page(
             items=[_view(r) for r in rows],
@@ -177,7 +177,7 @@ class SqliteEventViews:
         rows = self._database.query(
             "SELECT id, type, user_id, occurred_at, actor, data FROM"
             f" (SELECT * FROM events {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-            (*params, limit),
+            (*params, min(limit, SQLITE_MAX_INT)),
         )
         return [
             {
