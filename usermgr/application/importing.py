@@ -30,10 +30,12 @@ BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "n
 
 @dataclass(frozen=True)
 class Record:
-    """One row as read from the file: its line number and raw values."""
+    """One row as read from the file: its line number and raw values, or why the
+    reader could not make values of it."""
 
     line: int
     values: dict[str, Any]
+    error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,12 +78,16 @@ def _text(values: dict[str, Any], column: str) -> str | None:
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
     if isinstance(value, str) and value.lower() in BOOLEANS:
         return BOOLEANS[value.lower()]
     raise InvalidInput(f"is_active must be true/false, 1/0 or yes/no, not {value!r}")
 
 
 def _row(record: Record, policy: PasswordPolicy) -> _Row:
+    if record.error is not None:
+        raise InvalidInput(record.error)
     values = record.values
     unknown = sorted(set(values) - set(COLUMNS))
     if unknown:

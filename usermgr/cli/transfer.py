@@ -34,9 +34,9 @@ def _read_csv(stream: IO[str]) -> list[Record]:
         raise InvalidInput(f"missing column {missing[0]!r}")
     records = []
     for values in reader:
-        if None in values or None in values.values():
-            values = {"?": "wrong number of fields"}
-        records.append(Record(reader.line_num, values))
+        wrong = None in values or None in values.values()
+        error = f"{len(header)} fields expected, as in the header" if wrong else None
+        records.append(Record(reader.line_num, values, error))
     return records
 
 
@@ -48,9 +48,11 @@ def _read_jsonl(stream: IO[str]) -> list[Record]:
         try:
             values = json.loads(line)
         except json.JSONDecodeError as e:
-            values = {"?": f"not JSON ({e.msg})"}
+            records.append(Record(number, {}, f"not JSON ({e.msg})"))
+            continue
         if not isinstance(values, dict):
-            values = {"?": "not a JSON object"}
+            records.append(Record(number, {}, "not a JSON object"))
+            continue
         records.append(Record(number, values))
     return records
 

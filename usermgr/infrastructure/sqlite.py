@@ -93,6 +93,7 @@ def connect(path: Path, busy_timeout: float, *, create: bool) -> sqlite3.Connect
     and `create` is false. Writers (`create`) bring a new database into being, private."""
     if not path.exists():
         if not create:
+            _check_location(path)
             return None
         _create_private_file(path)
     try:
@@ -114,6 +115,15 @@ def connect(path: Path, busy_timeout: float, *, create: bool) -> sqlite3.Connect
         conn.close()
         raise
     return conn
+
+
+def _check_location(path: Path) -> None:
+    """A database not created yet reads as empty, unless it never could be created."""
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise StorageUnavailable(f"cannot use database {path}: {ancestor} is not a directory")
+            return
 
 
 def _create_private_file(path: Path) -> None:
