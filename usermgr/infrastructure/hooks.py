@@ -15,6 +15,7 @@ from typing import Any
 from usermgr.domain.events import Event
 from usermgr.domain.values import format_timestamp
 from usermgr.infrastructure.sqlite import SQLITE_MAX_INT, Database
+from usermgr.infrastructure.views import EVENT_COLUMNS, event_view
 
 # A claim outlives its hook's timeout by this much; past it, a crashed runner's
 # claim lapses and the delivery can be retried.
@@ -98,10 +99,11 @@ class DeliveryStore:
         self._database = db
 
     def _select(self, where: str, params: tuple[Any, ...]) -> list[Delivery]:
+        event_columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS.split(", "))
         rows = self._database.query(
             "SELECT d.id, d.command, d.timeout, d.attempts, d.last_error, d.last_attempt_at,"
-            " e.id, e.type, e.user_id, e.occurred_at, e.actor, e.data"
-            f" FROM deliveries d JOIN events e ON e.id = d.event_id {where} ORDER BY d.id",
+            f" {event_columns} FROM deliveries d JOIN events e ON e.id = d.event_id"
+            f" {where} ORDER BY d.id",
             params,
         )
         return [
@@ -112,14 +114,7 @@ class DeliveryStore:
                 attempts=r[3],
                 last_error=r[4],
                 last_attempt_at=r[5],
-                event={
-                    "id": r[6],
-                    "type": r[7],
-                    "user_id": r[8],
-                    "occurred_at": r[9],
-                    "actor": r[10],
-                    "data": json.loads(r[11]),
-                },
+                event=event_view(r[6:]),
             )
             for r in rows
         ]

@@ -53,6 +53,21 @@ def _view(row: tuple[Any, ...]) -> UserView:
     }
 
 
+EVENT_COLUMNS = "id, type, user_id, occurred_at, actor, data"
+
+
+def event_view(row: tuple[Any, ...]) -> EventView:
+    """An event as `events` prints it and a hook receives it, from EVENT_COLUMNS."""
+    return {
+        "id": row[0],
+        "type": row[1],
+        "user_id": row[2],
+        "occurred_at": row[3],
+        "actor": row[4],
+        "data": json.loads(row[5]),
+    }
+
+
 class SqliteUserViews:
     def __init__(self, db: Database) -> None:
         self._database = db
@@ -175,18 +190,8 @@ class SqliteEventViews:
         where = "WHERE " + " AND ".join(clauses) if clauses else ""
         # The newest `limit`, like tail, then printed oldest first.
         rows = self._database.query(
-            "SELECT id, type, user_id, occurred_at, actor, data FROM"
+            f"SELECT {EVENT_COLUMNS} FROM"
             f" (SELECT * FROM events {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq",
             (*params, min(limit, SQLITE_MAX_INT)),
         )
-        return [
-            {
-                "id": r[0],
-                "type": r[1],
-                "user_id": r[2],
-                "occurred_at": r[3],
-                "actor": r[4],
-                "data": json.loads(r[5]),
-            }
-            for r in rows
-        ]
+        return [event_view(row) for row in rows]
