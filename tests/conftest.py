@@ -32,6 +32,24 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def click_command() -> object:
+    import typer.main
+
+    from usermgr.cli import app
+
+    return typer.main.get_command(app)
+
+
+@pytest.fixture(autouse=True)
+def build_the_cli_once(monkeypatch: pytest.MonkeyPatch, click_command: object) -> None:
+    """typer's CliRunner rebuilds the Click tree from the app on every invoke (~40 ms of
+    signature parsing); a real process builds it once. Build it once here too."""
+    import typer.testing
+
+    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: click_command)
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "users.db"

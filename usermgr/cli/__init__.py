@@ -39,8 +39,23 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _is_utf8(text: str) -> bool:
+    # Bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape).
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class ErrorBoundary(TyperGroup):
     """Every failure becomes one line on stderr and the contract's exit code."""
+
+    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
+        argv = sys.argv[1:] if args is None else list(args)
+        if not all(_is_utf8(arg) for arg in argv):
+            raise SystemExit(fail("an argument is not valid UTF-8 text", 2).exit_code)
+        return super().main(args, *rest, **options)
 
     def invoke(self, ctx: Any) -> Any:
         try:

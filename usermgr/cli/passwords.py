@@ -26,6 +26,10 @@ def _first_line(text: str, where: str) -> str:
     line = text.split("\n", 1)[0].removesuffix("\r")
     if not line:
         raise InvalidInput(f"no password: {where} is empty")
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # stdin decodes with surrogateescape
+        raise InvalidInput(f"cannot read the password: {where} is not UTF-8 text") from None
     return line
 
 
