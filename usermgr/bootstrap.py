@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from usermgr.application import commands, handlers, importing, queries
 from usermgr.application.bus import EventBus
 from usermgr.application.ports import Clock, EventViews, PasswordHasher, UnitOfWork, UserViews
+from usermgr.domain.events import Event
 from usermgr.domain.values import PasswordPolicy
 from usermgr.infrastructure.config import Settings, current_actor
 
@@ -35,7 +36,7 @@ class Services:
         self,
         settings: Settings,
         *,
-        uow: Callable[[], UnitOfWork],
+        uow: Callable[[bool], UnitOfWork],
         hasher: PasswordHasher,
         clock: Clock,
         report: Callable[[str], None],
@@ -81,10 +82,16 @@ class Services:
         """Run a message's handler; `options` reach a command handler as keywords."""
         if type(message) in self._query_handlers:
             return self._query_handlers[type(message)](message)
-        uow = self._uow()
+        adds_users = isinstance(message, commands.CreateUser) or (
+            isinstance(message, importing.ImportUsers) and not message.dry_run
+        )
+        uow = self._uow(adds_users)
         result = self._command_handlers[type(message)](message, uow=uow, **options)
         self.bus.publish(uow.collect_new_events())
         return result
+
+    def run_hooks(self, event: Event) -> None:
+        self.hooks(event)
 
     @cached_property
     def database(self) -> Database:
@@ -121,13 +128,17 @@ def build(
     clock: Clock | None = None,
     report: Callable[[str], None] = report_to_stderr,
 ) -> Services:
-    def make_uow() -> UnitOfWork:
+    def make_uow(create: bool = False) -> UnitOfWork:
         if uow is not None:
             return uow
         from usermgr.infrastructure.repository import SqlUnitOfWork
 
         return SqlUnitOfWork(
-            settings.db_path, settings.busy_timeout, actor=current_actor(), hooks=settings.hooks
+            settings.db_path,
+            settings.busy_timeout,
+            actor=current_actor(),
+            hooks=settings.hooks,
+            create=create,
         )
 
     if hasher is None:
@@ -146,5 +157,5 @@ def build(
     )
     if settings.hooks and uow is None:
         # Deliveries were written with the events; run them once the change is committed.
-        services.bus.subscribe("*", lambda event: services.hooks(event))
+        services.bus.subscribe("*", services.run_hooks)
     return services

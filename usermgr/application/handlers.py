@@ -18,7 +18,13 @@ from usermgr.domain.values import (
     parse_name,
     parse_since,
 )
-from usermgr.errors import EmailTaken, InvalidInput, UserNotFound, VerificationFailed
+from usermgr.errors import (
+    EmailTaken,
+    InvalidInput,
+    StorageUnavailable,
+    UserNotFound,
+    VerificationFailed,
+)
 
 
 @dataclass(frozen=True)
@@ -159,9 +165,12 @@ def verify_password(
     assert stored is not None  # a match implies a hash
     if hasher.needs_rehash(stored):
         new_hash = hasher.hash(cmd.password)
-        with uow() as work:
-            work.users.replace_password_hash(found.user_id, stored, new_hash)
-            work.commit()
+        try:
+            with uow() as work:
+                work.users.replace_password_hash(found.user_id, stored, new_hash)
+                work.commit()
+        except StorageUnavailable:
+            pass  # the password matched; upgrading its hash can wait for the next verify
 
 
 def get_user(query: queries.GetUser, *, views: UserViews) -> UserView:

@@ -71,7 +71,8 @@ def _text(values: dict[str, Any], column: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{column} must be text, not {value!r}")
+        shown = "" if column in ("password", "password_hash") else f", not {value!r}"
+        raise InvalidInput(f"{column} must be text{shown}")
     return value
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from usermgr.application import queries
+from usermgr.cli.options import HELP_MARKUP
 from usermgr.cli.output import emit, emit_json, render_table
 from usermgr.errors import DeliveriesFailed, InvalidInput
 
@@ -20,7 +21,7 @@ class EventFormat(str, enum.Enum):
     jsonl = "jsonl"
 
 
-EVENT_COLUMNS = ("occurred_at", "type", "user_id", "email", "actor", "id", "data")
+EVENT_TABLE_COLUMNS = ("occurred_at", "type", "user_id", "email", "actor", "id", "data")
 
 
 def _event_row(event: dict) -> list[str]:
@@ -40,19 +41,23 @@ def events(
     ctx: typer.Context,
     *,
     user: Annotated[
-        str | None, typer.Option("--user", help="An id or email; every user who has had that email.")
+        str | None, typer.Option("--user", metavar="USER", help="An id or email; every user who has had that email.")
     ] = None,
-    type_: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", metavar="TYPE", help="Only this event type.")] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="ISO 8601 date or time, or a duration: 30m, 12h, 7d.")
+        str | None, typer.Option("--since", metavar="WHEN", help="ISO 8601 date or time, or a duration: 30m, 12h, 7d.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Keep the newest N (like tail).")] = 100,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", help="Keep the newest N (like tail).")] = 100,
     fmt: Annotated[EventFormat, typer.Option("--format", help="Output format.")] = EventFormat.table,
 ) -> None:
     """Show the audit log, oldest first.
 
-    Example: usermgr events --user ada@example.com --since 7d --format jsonl
+    \b
+    Example:
+      usermgr events --user ada@example.com --since 7d --format jsonl
     """
+    from usermgr.application import queries
+
     found = ctx.obj.services().handle(
         queries.ListEvents(user=user, type=type_, since=since, limit=limit)
     )
@@ -62,13 +67,14 @@ def events(
         for event in found:
             emit_json(event)
     else:
-        render_table(EVENT_COLUMNS, [_event_row(e) for e in found], f"{len(found)} events")
+        render_table(EVENT_TABLE_COLUMNS, [_event_row(e) for e in found], f"{len(found)} events")
 
 
 hooks_app = typer.Typer(
     name="hooks",
     help="Configured hooks and their failed deliveries.",
     no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
 )
 
 
@@ -76,7 +82,9 @@ hooks_app = typer.Typer(
 def hooks_list(ctx: typer.Context) -> None:
     """Show the configured hooks and the deliveries waiting for a retry.
 
-    Example: usermgr hooks list
+    \b
+    Example:
+      usermgr hooks list
     """
     services = ctx.obj.services()
     configured = services.settings.hooks
@@ -85,8 +93,16 @@ def hooks_list(ctx: typer.Context) -> None:
         emit(f"  on {hook.on}: {json.dumps(list(hook.command))} (timeout {hook.timeout:g}s)")
     pending = services.hooks.store.pending()
     emit(f"deliveries pending: {len(pending)}")
+    from usermgr.domain.values import format_timestamp
+
+    now = format_timestamp(datetime.now(timezone.utc))
     for d in pending:
-        state = f"failed {d.attempts}x, last {d.last_attempt_at}: {d.last_error}" if d.attempts else "not yet run"
+        if d.claimed_until and d.claimed_until > now:
+            state = f"being delivered by another usermgr (claim ends {d.claimed_until})"
+        elif d.attempts:
+            state = f"failed {d.attempts}x, last {d.last_attempt_at}: {d.last_error}"
+        else:
+            state = "not yet run"
         emit(
             f"  {d.id}: {d.event['type']} {d.event['id']} user {d.event['user_id']}"
             f" -> {json.dumps(d.command)}; {state}"
@@ -97,12 +113,17 @@ def hooks_list(ctx: typer.Context) -> None:
 def hooks_retry(ctx: typer.Context) -> None:
     """Run every pending delivery again, oldest first; exit 7 if some still fail.
 
-    Example: usermgr hooks retry || echo "some hooks still fail"
+    \b
+    Example:
+      usermgr hooks retry || echo "some hooks still fail"
     """
     dispatcher = ctx.obj.services().hooks
-    outcomes = list(dispatcher.deliver(dispatcher.store.pending()))
+    pending = dispatcher.store.pending()
+    outcomes = list(dispatcher.deliver(pending))
     failed = sum(1 for o in outcomes if o.error is not None)
-    emit(f"delivered {len(outcomes) - failed}, failed {failed}")
+    elsewhere = len(pending) - len(outcomes)
+    busy = f", {elsewhere} being delivered by another usermgr" if elsewhere else ""
+    emit(f"delivered {len(outcomes) - failed}, failed {failed}{busy}")
     if failed:
         raise DeliveriesFailed(f"{failed} deliveries still fail; see 'usermgr hooks list'")
 
@@ -116,7 +137,9 @@ def hooks_discard(
 ) -> None:
     """Drop deliveries that should not be retried.
 
-    Example: usermgr hooks discard 12
+    \b
+    Example:
+      usermgr hooks discard 12
     """
     if (delivery is None) == (not all_):
         raise InvalidInput("give a delivery ID or --all (see 'usermgr hooks list')")
@@ -128,14 +151,21 @@ def hooks_discard(
 
 
 
-db_app = typer.Typer(name="db", help="Check, back up and upgrade the database.", no_args_is_help=True)
+db_app = typer.Typer(
+    name="db",
+    help="Check, back up and upgrade the database.",
+    no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
+)
 
 
 @db_app.command("check")
 def db_check(ctx: typer.Context) -> None:
     """Check integrity, foreign keys and the schema version; exit 6 on a problem.
 
-    Example: usermgr db check
+    \b
+    Example:
+      usermgr db check
     """
     from usermgr.infrastructure.sqlite import check
 
@@ -156,7 +186,9 @@ def db_backup(
 ) -> None:
     """Write a consistent copy of the database (mode 0600), even while others write.
 
-    Example: usermgr db backup /var/backups/usermgr-$(date +%F).db
+    \b
+    Example:
+      usermgr db backup /var/backups/usermgr-$(date +%F).db
     """
     from usermgr.infrastructure.sqlite import backup
 
@@ -169,7 +201,9 @@ def db_backup(
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply schema migrations (any command also does this first, automatically).
 
-    Example: usermgr db upgrade
+    \b
+    Example:
+      usermgr db upgrade
     """
     from usermgr.infrastructure.sqlite import upgrade
 

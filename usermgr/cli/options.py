@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# Help is drawn with Rich boxes on a terminal only: piped, it is plain text.
+HELP_MARKUP = "rich" if sys.stdout is not None and sys.stdout.isatty() else None
 
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="The user's email (any case) or id.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the user as one JSON object.")]

@@ -7,9 +7,10 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from usermgr.application.queries import Page, UserView
+if TYPE_CHECKING:
+    from usermgr.application.queries import Page, UserView
 
 FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
 TABLE_COLUMNS = ("id", "email", "name", "role", "active", "created_at", "updated_at")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,13 @@ def _first_line(text: str, where: str) -> str:
     return line
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 def from_stdin() -> str:
+    if sys.stdin is None:
+        raise InvalidInput("no password: standard input is closed")
     try:
         line = sys.stdin.readline()
     except UnicodeDecodeError:
@@ -52,8 +56,10 @@ def from_file(path: Path) -> str:
 
 
 def prompt(confirm: bool) -> str:
-    if not sys.stdin.isatty():
+    if not stdin_is_terminal():
         raise InvalidInput(NO_SOURCE + (" (or --generate-password)" if confirm else ""))
+    import getpass
+
     try:
         password = getpass.getpass("Password: ")
         if confirm and getpass.getpass("Repeat password: ") != password:
@@ -66,6 +72,8 @@ def prompt(confirm: bool) -> str:
 
 
 def generate() -> str:
+    import secrets
+
     # 24 URL-safe characters: 144 bits, well inside bcrypt's 72 bytes.
     return secrets.token_urlsafe(18)
 

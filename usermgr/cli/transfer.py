@@ -9,13 +9,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from usermgr.application.importing import COLUMNS, ImportUsers, Record
 from usermgr.cli.output import FIELDS, emit, emit_json
 from usermgr.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from usermgr.application.importing import Record
 
 
 class FileFormat(str, enum.Enum):
@@ -24,6 +26,8 @@ class FileFormat(str, enum.Enum):
 
 
 def _read_csv(stream: IO[str]) -> list[Record]:
+    from usermgr.application.importing import COLUMNS, Record
+
     reader = csv.DictReader(stream)
     header = reader.fieldnames or []
     unknown = [c for c in header if c not in COLUMNS]
@@ -41,6 +45,8 @@ def _read_csv(stream: IO[str]) -> list[Record]:
 
 
 def _read_jsonl(stream: IO[str]) -> list[Record]:
+    from usermgr.application.importing import Record
+
     records = []
     for number, line in enumerate(stream, 1):
         if not line.strip():
@@ -87,9 +93,10 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as progress:
+    with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("hashing passwords", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -115,8 +122,12 @@ def import_(
 ) -> None:
     """Add users in bulk: every row is checked first, then all are written, or none.
 
-    Example: usermgr import users.csv --exists-ok
+    \b
+    Example:
+      usermgr import users.csv --exists-ok
     """
+    from usermgr.application.importing import ImportUsers
+
     records = read_records(file, fmt)
     with _progress_bar() as progress:
         summary = ctx.obj.services().handle(
@@ -137,7 +148,9 @@ def export(
 ) -> None:
     """Write every user to stdout, oldest first, in constant memory.
 
-    Example: usermgr export --format jsonl --include-hashes > users.jsonl
+    \b
+    Example:
+      usermgr export --format jsonl --include-hashes > users.jsonl
     """
     users: Iterator[dict[str, Any]] = ctx.obj.services().views.export(include_hashes)
     if fmt is FileFormat.jsonl:

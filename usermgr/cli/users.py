@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from usermgr.application import commands, queries
 from usermgr.cli import passwords
+from usermgr.cli.passwords import stdin_is_terminal
 from usermgr.cli.options import (
     GeneratePassword,
     JsonFlag,
@@ -27,10 +26,10 @@ def _run(ctx: typer.Context, message: object) -> object:
 
 def create(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The new user's email address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The new user's email address.")],
     *,
-    name: Annotated[str, typer.Option("--name", help="Display name, 1-200 characters.")],
-    role: Annotated[str, typer.Option("--role", help="user, admin or moderator.")] = "user",
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Display name, 1-200 characters.")],
+    role: Annotated[str, typer.Option("--role", metavar="ROLE", help="user, admin or moderator.")] = "user",
     inactive: Annotated[bool, typer.Option("--inactive", help="Create the account deactivated.")] = False,
     password_stdin: PasswordStdin = False,
     password_file: PasswordFile = None,
@@ -45,8 +44,12 @@ def create(
 ) -> None:
     """Add a user.
 
-    Example: echo "$PW" | usermgr create ada@example.com --name "Ada Lovelace" --password-stdin
+    \b
+    Example:
+      echo "$PW" | usermgr create ada@example.com --name "Ada Lovelace" --password-stdin
     """
+    from usermgr.application import commands
+
     password = passwords.resolve(
         stdin=password_stdin, file=password_file, generated=generate_password, none=no_password
     )
@@ -78,20 +81,24 @@ def list_(
     ctx: typer.Context,
     *,
     search: Annotated[
-        str | None, typer.Option("--search", help="Case-insensitive text in the name or email.")
+        str | None, typer.Option("--search", metavar="TEXT", help="Case-insensitive text in the name or email.")
     ] = None,
     active: Annotated[bool, typer.Option("--active", help="Only active users.")] = False,
     inactive: Annotated[bool, typer.Option("--inactive", help="Only inactive users.")] = False,
-    role: Annotated[str | None, typer.Option("--role", help="Only users with this role.")] = None,
-    page: Annotated[int, typer.Option("--page", help="Page number, from 1.")] = 1,
-    per_page: Annotated[int, typer.Option("--per-page", help="Users a page, 1 to 1000.")] = 20,
+    role: Annotated[str | None, typer.Option("--role", metavar="ROLE", help="Only users with this role.")] = None,
+    page: Annotated[int, typer.Option("--page", metavar="N", help="Page number, from 1.")] = 1,
+    per_page: Annotated[int, typer.Option("--per-page", metavar="N", help="Users a page, 1 to 1000.")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Every matching user, no pages.")] = False,
     fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
 ) -> None:
     """List users, newest first.
 
-    Example: usermgr list --role admin --active --format csv
+    \b
+    Example:
+      usermgr list --role admin --active --format csv
     """
+    from usermgr.application import queries
+
     if active and inactive:
         raise InvalidInput("give --active or --inactive, not both")
     active_filter = True if active else False if inactive else None
@@ -113,8 +120,12 @@ def list_(
 def show(ctx: typer.Context, user: UserArg, *, as_json: JsonFlag = False) -> None:
     """Show one user.
 
-    Example: usermgr show ada@example.com --json
+    \b
+    Example:
+      usermgr show ada@example.com --json
     """
+    from usermgr.application import queries
+
     render_user(_run(ctx, queries.GetUser(ref=user)), as_json=as_json)
 
 
@@ -122,22 +133,30 @@ def update(
     ctx: typer.Context,
     user: UserArg,
     *,
-    email: Annotated[str | None, typer.Option("--email", help="The new email address.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="The new display name.")] = None,
+    email: Annotated[str | None, typer.Option("--email", metavar="EMAIL", help="The new email address.")] = None,
+    name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="The new display name.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change a user's email and/or name.
 
-    Example: usermgr update ada@example.com --email ada@lovelace.org
+    \b
+    Example:
+      usermgr update ada@example.com --email ada@lovelace.org
     """
+    from usermgr.application import commands
+
     render_user(_run(ctx, commands.UpdateUser(ref=user, email=email, name=name)), as_json=as_json)
 
 
 def activate(ctx: typer.Context, user: UserArg) -> None:
     """Activate a user (nothing happens if already active).
 
-    Example: usermgr activate ada@example.com
+    \b
+    Example:
+      usermgr activate ada@example.com
     """
+    from usermgr.application import commands
+
     view = _run(ctx, commands.ActivateUser(ref=user))
     emit(f"active: {view['email']}")
 
@@ -145,8 +164,12 @@ def activate(ctx: typer.Context, user: UserArg) -> None:
 def deactivate(ctx: typer.Context, user: UserArg) -> None:
     """Deactivate a user (nothing happens if already inactive).
 
-    Example: usermgr deactivate ada@example.com
+    \b
+    Example:
+      usermgr deactivate ada@example.com
     """
+    from usermgr.application import commands
+
     view = _run(ctx, commands.DeactivateUser(ref=user))
     emit(f"inactive: {view['email']}")
 
@@ -158,8 +181,12 @@ def set_role(
 ) -> None:
     """Change a user's role.
 
-    Example: usermgr set-role ada@example.com admin
+    \b
+    Example:
+      usermgr set-role ada@example.com admin
     """
+    from usermgr.application import commands
+
     view = _run(ctx, commands.SetRole(ref=user, role=role))
     emit(f"role {view['role']}: {view['email']}")
 
@@ -175,8 +202,12 @@ def passwd(
 ) -> None:
     """Set a new password.
 
-    Example: usermgr passwd ada@example.com --password-file /run/secrets/ada
+    \b
+    Example:
+      usermgr passwd ada@example.com --password-file /run/secrets/ada
     """
+    from usermgr.application import commands
+
     password = passwords.resolve(stdin=password_stdin, file=password_file, generated=generate_password)
     assert password.value is not None
     view = _run(ctx, commands.ChangePassword(ref=user, password=password.value))
@@ -197,8 +228,12 @@ def verify(
 ) -> None:
     """Check a password: exit 0 if it matches an active user, else exit 5.
 
-    Example: printf '%s\\n' "$PW" | usermgr verify ada@example.com --password-stdin && echo ok
+    \b
+    Example:
+      printf '%s\\n' "$PW" | usermgr verify ada@example.com --password-stdin && echo ok
     """
+    from usermgr.application import commands
+
     password = passwords.resolve_for_check(stdin=password_stdin, file=password_file)
     _run(ctx, commands.VerifyPassword(ref=user, password=password))
 
@@ -211,12 +246,20 @@ def delete(
 ) -> None:
     """Remove a user (asks first on a terminal; --yes is required without one).
 
-    Example: usermgr delete ada@example.com --yes
+    \b
+    Example:
+      usermgr delete ada@example.com --yes
     """
+    from usermgr.application import commands
+
     if not yes:
-        if not sys.stdin.isatty():
+        if not stdin_is_terminal():
             raise InvalidInput("refusing to delete without confirmation: add --yes")
-        if not typer.confirm(f"Delete user {user}?", default=False):
+        try:
+            confirmed = typer.confirm(f"Delete user {user}?", default=False)
+        except typer.Abort:  # Ctrl-C or Ctrl-D at the prompt
+            confirmed = False
+        if not confirmed:
             raise InvalidInput("not confirmed; nothing was deleted")
     view = _run(ctx, commands.DeleteUser(ref=user))
     emit(f"deleted: {view['email']} ({view['id']})")

@@ -14,6 +14,7 @@ from usermgr.domain.events import EVENT_TYPES
 from usermgr.errors import InvalidInput
 
 APP = "usermgr"
+MAX_HOOK_TIMEOUT = 86400
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,6 @@ class Settings:
     min_password_length: int = 12
     busy_timeout: float = 5.0
     hooks: tuple[Hook, ...] = field(default=())
-    debug: bool = False
 
 
 def current_actor() -> str:
@@ -83,7 +83,7 @@ def database_path(db: str | None) -> Path:
     return Path(rest[1:]).expanduser()
 
 
-def load(db: str | None, config: str | None, debug: bool = False) -> Settings:
+def load(db: str | None, config: str | None) -> Settings:
     path = database_path(db)
     if config:
         config_path = Path(config).expanduser()
@@ -92,8 +92,8 @@ def load(db: str | None, config: str | None, debug: bool = False) -> Settings:
     else:
         config_path = config_dir() / "config.toml"
         if not config_path.is_file():
-            return Settings(db_path=path, debug=debug)
-    return _parse(config_path, Settings(db_path=path, debug=debug))
+            return Settings(db_path=path)
+    return _parse(config_path, Settings(db_path=path))
 
 
 def _parse(path: Path, defaults: Settings) -> Settings:
@@ -176,6 +176,6 @@ def _hook(entry: Any, index: int, bad: Any) -> Hook:
         raise bad(f"{where}.command", "must be a non-empty list of strings (the program and its arguments)")
     timeout = entry.get("timeout", 10)
     timeout = _number(timeout, f"{where}.timeout", bad)
-    if timeout == 0:
-        raise bad(f"{where}.timeout", "must be more than 0 seconds")
+    if not 0 < timeout <= MAX_HOOK_TIMEOUT:
+        raise bad(f"{where}.timeout", f"must be more than 0 and at most {MAX_HOOK_TIMEOUT} seconds")
     return Hook(on=on, command=tuple(command), timeout=timeout)

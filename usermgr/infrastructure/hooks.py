@@ -32,6 +32,7 @@ class Delivery:
     attempts: int
     last_error: str | None
     last_attempt_at: str | None
+    claimed_until: str | None
 
 
 def run_hook(command: list[str], event: dict[str, Any], timeout: float) -> str | None:
@@ -102,6 +103,7 @@ class DeliveryStore:
         event_columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS.split(", "))
         rows = self._database.query(
             "SELECT d.id, d.command, d.timeout, d.attempts, d.last_error, d.last_attempt_at,"
+            " d.claimed_until,"
             f" {event_columns} FROM deliveries d JOIN events e ON e.id = d.event_id"
             f" {where} ORDER BY d.id",
             params,
@@ -114,7 +116,8 @@ class DeliveryStore:
                 attempts=r[3],
                 last_error=r[4],
                 last_attempt_at=r[5],
-                event=event_view(r[6:]),
+                claimed_until=r[6],
+                event=event_view(r[7:]),
             )
             for r in rows
         ]

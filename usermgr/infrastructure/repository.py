@@ -20,7 +20,7 @@ from usermgr.domain.model import User
 from usermgr.domain.values import Email, Role, email_key, format_timestamp, parse_timestamp
 from usermgr.errors import EmailTaken
 from usermgr.infrastructure.config import Hook
-from usermgr.infrastructure.sqlite import as_storage_error, connect
+from usermgr.infrastructure.sqlite import as_storage_error, connect, empty_database
 from usermgr.infrastructure.tables import DeliveryRow, EventRow, UserRow
 
 
@@ -142,9 +142,16 @@ class SqlUnitOfWork(UnitOfWork):
     a pending delivery for each hook an event matches (the outbox)."""
 
     def __init__(
-        self, path: Path, busy_timeout: float, *, actor: str, hooks: tuple[Hook, ...] = ()
+        self,
+        path: Path,
+        busy_timeout: float,
+        *,
+        actor: str,
+        hooks: tuple[Hook, ...] = (),
+        create: bool = True,
     ) -> None:
         super().__init__()
+        self._create = create
         self._path = path
         self._busy_timeout = busy_timeout
         self._actor = actor
@@ -164,9 +171,10 @@ class SqlUnitOfWork(UnitOfWork):
 
     def __enter__(self) -> SqlUnitOfWork:
         if self._engine is None:
-            conn = connect(self._path, self._busy_timeout, create=True)
-            assert conn is not None  # create=True always gives a connection
-            self._engine = _engine(conn)
+            # Only a command that adds users brings a new database into being; for
+            # the others a missing one is empty, and their failure leaves no file.
+            conn = connect(self._path, self._busy_timeout, create=self._create)
+            self._engine = _engine(conn if conn is not None else empty_database())
         self.session = Session(self._engine, expire_on_commit=False)
         self.users = SqlUserRepository(self.session)
         with self._errors():

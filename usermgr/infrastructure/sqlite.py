@@ -126,6 +126,16 @@ def _check_location(path: Path) -> None:
             return
 
 
+def empty_database() -> sqlite3.Connection:
+    """An in-memory database at the current schema: what a missing file reads as,
+    for writers that must not bring the file into being (a failed command, a dry run)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    for step in sorted(MIGRATIONS):
+        for statement in MIGRATIONS[step]:
+            conn.execute(statement)
+    return conn
+
+
 def _create_private_file(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -157,6 +167,10 @@ def _ready(conn: sqlite3.Connection, path: Path, create: bool) -> bool:
         )
     if empty and not create:
         return False
+    if empty:
+        # An empty file someone else made (`touch users.db`) is about to hold
+        # password hashes: make it private like a file usermgr creates.
+        os.chmod(path, 0o600)
     if version < SCHEMA_VERSION:
         migrate(conn, path)
     conn.execute("PRAGMA foreign_keys = ON")
@@ -171,6 +185,10 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         app_id, version, empty = _state(conn)
         if app_id != APPLICATION_ID and not (app_id == 0 and empty):
             raise StorageUnavailable(f"{path} is not a usermgr database; it was left untouched")
+        if version > SCHEMA_VERSION:
+            raise StorageUnavailable(
+                f"{path} was upgraded to schema version {version} by a newer usermgr: upgrade usermgr"
+            )
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[step]:
                 conn.execute(statement)
@@ -265,6 +283,8 @@ def upgrade(path: Path, busy_timeout: float) -> tuple[int, int]:
 def backup(path: Path, target: Path, busy_timeout: float, *, force: bool) -> None:
     """A consistent online copy: into a private temporary file beside the target,
     integrity-checked, then renamed into place."""
+    if target.is_dir():
+        raise InvalidInput(f"{target} is a directory: give the backup file's path")
     if target.exists() and not force:
         raise InvalidInput(f"{target} exists: add --force to replace it")
     if target.resolve() == path.resolve():

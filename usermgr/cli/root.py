@@ -1,0 +1,152 @@
+"""The Typer application: global options, the commands and the single error boundary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from usermgr import __version__
+from usermgr.cli.options import HELP_MARKUP
+from usermgr.errors import UsermgrError
+
+
+class Runtime:
+    """What the root options resolve to, handed to each command on `ctx.obj`."""
+
+    def __init__(self, db: str | None, config: str | None, debug: bool) -> None:
+        self.debug = debug
+        self._options = (db, config)
+
+    def settings(self) -> Any:
+        # Read the config only when a command runs, so `usermgr CMD --help` always works.
+        from usermgr.infrastructure import config
+
+        return config.load(*self._options)
+
+    def services(self) -> Any:
+        from usermgr import bootstrap
+
+        return bootstrap.build(self.settings())
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    sys.stderr.write(f"usermgr: {' '.join(message.splitlines())}\n")
+    return typer.Exit(code)
+
+
+def _is_utf8(text: str) -> bool:
+    # Bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape).
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class ErrorBoundary(TyperGroup):
+    """Every failure becomes one line on stderr and the contract's exit code."""
+
+    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
+        argv = sys.argv[1:] if args is None else list(args)
+        if not all(_is_utf8(arg) for arg in argv):
+            raise SystemExit(fail("an argument is not valid UTF-8 text", 2).exit_code)
+        return super().main(args, *rest, **options)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsermgrError as e:
+            for detail in e.details:
+                sys.stderr.write(f"{' '.join(detail.splitlines())}\n")
+            raise fail(str(e), e.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; nothing more was changed", 130) from None
+        except BrokenPipeError:
+            # The reader went away (`usermgr export | head`): stop quietly with the
+            # status a shell reports for a process ended by SIGPIPE.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout must stay valid at exit
+            raise typer.Exit(141) from None
+        except Exception as e:
+            if type(e).__module__.startswith("typer"):
+                raise
+            runtime = ctx.obj if isinstance(ctx.obj, Runtime) else None
+            if (runtime and runtime.debug) or os.environ.get("USERMGR_DEBUG") == "1":
+                import traceback
+
+                traceback.print_exc()
+            raise fail(
+                f"unexpected error ({type(e).__name__}); run with --debug for the traceback", 1
+            ) from None
+
+
+app = typer.Typer(
+    cls=ErrorBoundary,
+    name="usermgr",
+    help="Administer the user accounts of an application, over an embedded SQLite database.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
+    pretty_exceptions_enable=False,
+    # Never show local variables in a traceback: they may hold a password.
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"usermgr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="USERMGR_DB",
+            metavar="PATH|URL",
+            help="SQLite file or sqlite:///PATH URL [default: usermgr.db in the per-user data directory]",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="USERMGR_CONFIG",
+            metavar="PATH",
+            help="TOML config file [default: config.toml in the per-user config directory]",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="USERMGR_DEBUG", help="Show the traceback of an unexpected error."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Administer the user accounts of an application, over an embedded SQLite database."""
+    ctx.obj = Runtime(db, str(config) if config else None, debug)
+
+
+def _register() -> None:
+    from usermgr.cli import admin, transfer, users
+
+    users.register(app)
+    transfer.register(app)
+    admin.register(app)
+
+
+_register()
+
