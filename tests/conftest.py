@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.fakes import FakeHasher, FakeUnitOfWork, FakeViews, FixedClock
 from usermgr.bootstrap import Services, build
 from usermgr.infrastructure.config import Settings
-from tests.fakes import FakeHasher, FakeUnitOfWork, FakeViews, FixedClock
 
 PASSWORD = "correct horse battery staple"
 # The installed console script, next to the interpreter running the tests.

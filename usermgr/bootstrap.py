@@ -72,6 +72,7 @@ class Services:
             queries.GetUser: lambda q: handlers.get_user(q, views=self.views),
             queries.ListUsers: lambda q: handlers.list_users(q, views=self.views),
             queries.StreamUsers: lambda q: handlers.stream_users(q, views=self.views),
+            queries.ExportUsers: lambda q: self.views.export(q.include_hashes),
             queries.ListEvents: lambda q: handlers.list_events(q, events=self.events, clock=clock),
             commands.VerifyPassword: lambda c: handlers.verify_password(
                 c, views=self.views, hasher=hasher, uow=uow

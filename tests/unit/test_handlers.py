@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import PASSWORD
+from tests.fakes import FakeHasher, FakeUnitOfWork
 from usermgr.application import commands, queries
 from usermgr.application.handlers import Created
 from usermgr.bootstrap import Services
 from usermgr.domain import events
 from usermgr.domain.model import User
 from usermgr.errors import EmailTaken, InvalidInput, UserNotFound, VerificationFailed
-from tests.conftest import PASSWORD
-from tests.fakes import FakeHasher, FakeUnitOfWork
 
 PUBLIC_FIELDS = {"id", "email", "name", "role", "is_active", "created_at", "updated_at"}
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import socket
 import string
-import unicodedata
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from usermgr.domain.values import (

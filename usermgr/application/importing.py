@@ -196,7 +196,7 @@ def import_users(
         return ImportSummary(created=len(new), existed=len(rows) - len(new), dry_run=True)
     # Hash outside the write lock, every core at once (bcrypt releases the GIL).
     plain = [r for r in new if r.password is not None]
-    for row, hashed in zip(plain, hasher.hash_many([r.password for r in plain], progress)):
+    for row, hashed in zip(plain, hasher.hash_many([r.password for r in plain], progress), strict=True):
         row.password_hash = hashed
     with uow:
         # Another writer may have come in while we hashed: check again under the lock.

@@ -35,6 +35,13 @@ class StreamUsers:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExportUsers:
+    """Every user, oldest first, one at a time; with their hashes only if asked."""
+
+    include_hashes: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Page:
     items: list[UserView]
     total: int

@@ -36,8 +36,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _table_row(user: UserView) -> list[str]:
-    return [_cell(user[field]) for field in FIELDS]
+def _table_row(user: UserView, columns: Sequence[str] = FIELDS) -> list[str]:
+    return [_cell(user[column]) for column in columns]
 
 
 def render_user(user: UserView, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -59,16 +59,16 @@ def render_page(page: Page, fmt: str) -> None:
         render_stream(page.items, fmt)
 
 
-def render_stream(users: Iterable[UserView], fmt: str) -> None:
+def render_stream(users: Iterable[UserView], fmt: str, columns: Sequence[str] = FIELDS) -> None:
     """jsonl or csv, one user at a time, whatever their number."""
     if fmt == "jsonl":
         for user in users:
             emit_json(user)
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(FIELDS)
+        writer.writerow(columns)
         for user in users:
-            writer.writerow(_table_row(user))
+            writer.writerow(_table_row(user, columns))
     else:
         raise ValueError(fmt)
 

@@ -8,12 +8,11 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from usermgr.cli.output import FIELDS, emit, emit_json
+from usermgr.cli.output import FIELDS, emit, render_stream
 from usermgr.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -152,18 +151,11 @@ def export(
     Example:
       usermgr export --format jsonl --include-hashes > users.jsonl
     """
-    users: Iterator[dict[str, Any]] = ctx.obj.services().views.export(include_hashes)
-    if fmt is FileFormat.jsonl:
-        for user in users:
-            emit_json(user)
-        return
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    columns = [*FIELDS, "password_hash"] if include_hashes else list(FIELDS)
-    writer.writerow(columns)
-    for user in users:
-        writer.writerow(
-            ["" if user[c] is None else str(user[c]).lower() if c == "is_active" else user[c] for c in columns]
-        )
+    from usermgr.application import queries
+
+    users = ctx.obj.services().handle(queries.ExportUsers(include_hashes=include_hashes))
+    columns = [*FIELDS, "password_hash"] if include_hashes else FIELDS
+    render_stream(users, fmt.value, columns)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from usermgr.cli import passwords
-from usermgr.cli.passwords import stdin_is_terminal
 from usermgr.cli.options import (
     GeneratePassword,
     JsonFlag,
@@ -17,6 +16,7 @@ from usermgr.cli.options import (
     UserArg,
 )
 from usermgr.cli.output import emit, render_page, render_stream, render_user
+from usermgr.cli.passwords import stdin_is_terminal
 from usermgr.errors import InvalidInput
 
 
