@@ -63,11 +63,11 @@ def fill_users(db: Path, count: int) -> None:
     base = datetime(2020, 1, 1, tzinfo=timezone.utc)
     with conn:
         conn.executemany(
-            "INSERT INTO users (id, email, email_key, name, role, is_active, password_hash,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, 'user', 1, ?, ?, NULL)",
+            "INSERT INTO users (id, email, email_key, name, name_key, role, is_active, password_hash,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'user', 1, ?, ?, NULL)",
             (
                 (str(uuid.uuid4()), f"bulk{i}@example.com", f"bulk{i}@example.com", f"Bulk User {i}",
-                 FIXED_HASH, stamp(base + timedelta(seconds=i)))
+                 f"bulk user {i}", FIXED_HASH, stamp(base + timedelta(seconds=i)))
                 for i in range(count)
             ),
         )

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from usermgr.application import commands, handlers, importing, queries
 from usermgr.application.bus import EventBus
-from usermgr.application.ports import Clock, EventViews, PasswordHasher, UnitOfWork, UserViews
+from usermgr.application.ports import (
+    Clock,
+    EventViews,
+    PasswordHasher,
+    UnitOfWork,
+    UserViews,
+)
 from usermgr.domain.events import Event
 from usermgr.domain.values import PasswordPolicy
 from usermgr.infrastructure.config import Settings, current_actor

@@ -573,6 +573,7 @@ def test_db_backup_onto_the_database_itself_is_refused_and_changes_nothing(db_pa
 
 # --- migrations ------------------------------------------------------------------------------------
 
+V1_COLUMNS = "id, email, email_key, name, role, is_active, password_hash, created_at, updated_at"
 OLD_USER = ("5f0c7a52-2f5e-4e8a-9a43-2b8f6f1f0a11", "Old.Timer@example.com", "old.timer@example.com",
             "Old Timer", "admin", 1, None, "2024-05-06T07:08:09.000000Z", None)
 
@@ -603,7 +604,9 @@ def test_any_command_migrates_a_version_1_database_first_and_keeps_its_users(db_
     assert query(db_path, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
     assert query(db_path, "PRAGMA application_id")[0][0] == APPLICATION_ID
     assert {"users", "events"} <= tables(db_path)
-    assert query(db_path, "SELECT * FROM users") == [OLD_USER]
+    assert query(db_path, f"SELECT {V1_COLUMNS} FROM users") == [OLD_USER]
+    # Version 3 keeps a case-folded copy of each name for search, filled in by the migration.
+    assert query(db_path, "SELECT name_key FROM users") == [("old timer",)]
     assert usermgr("db", "check").returncode == 0
 
 
@@ -624,7 +627,7 @@ def test_db_upgrade_reports_the_upgrade_then_that_it_is_up_to_date(db_path: Path
     second = usermgr_ok("db", "upgrade")
     assert second.stdout != first.stdout
     assert str(SCHEMA_VERSION) in second.stdout
-    assert query(db_path, "SELECT * FROM users") == [OLD_USER]
+    assert query(db_path, f"SELECT {V1_COLUMNS} FROM users") == [OLD_USER]
 
 
 def test_a_migration_that_cannot_take_the_lock_is_exit_6_and_leaves_version_1(db_path: Path, busy_config: Path) -> None:

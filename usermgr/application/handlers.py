@@ -6,7 +6,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from usermgr.application import commands, queries
-from usermgr.application.ports import Clock, EventViews, PasswordHasher, UnitOfWork, UserViews
+from usermgr.application.ports import (
+    Clock,
+    EventViews,
+    PasswordHasher,
+    UnitOfWork,
+    UserViews,
+)
 from usermgr.application.queries import UserView
 from usermgr.domain.events import EVENT_TYPES
 from usermgr.domain.model import User

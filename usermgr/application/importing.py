@@ -10,7 +10,13 @@ from typing import Any
 
 from usermgr.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgr.domain.model import User
-from usermgr.domain.values import Email, PasswordPolicy, Role, parse_name, parse_timestamp
+from usermgr.domain.values import (
+    Email,
+    PasswordPolicy,
+    Role,
+    parse_name,
+    parse_timestamp,
+)
 from usermgr.errors import InvalidInput, InvalidRows, RowsConflict
 
 COLUMNS = (

@@ -69,6 +69,11 @@ def _email_validator() -> tuple[Any, type[Exception]]:
     return validate_email, EmailNotValidError
 
 
+def text_key(text: str) -> str:
+    """Text as compared case-insensitively, Unicode included (a search matches on this)."""
+    return unicodedata.normalize("NFC", text.casefold())
+
+
 def email_key(address: str) -> str:
     """The unique identity of a normalised email: the local part Unicode case-folded,
     the domain as email-validator normalised it (lower case; IDNA 2008 keeps ß and ς,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from usermgr.domain.values import BCRYPT_MAX_BYTES
 
@@ -45,6 +44,8 @@ class BcryptHasher:
     def hash_many(
         self, passwords: list[str], progress: Callable[[int, int], None] | None = None
     ) -> list[str]:
+        from concurrent.futures import ThreadPoolExecutor
+
         # bcrypt releases the GIL while it works: threads use every core.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             hashes = []

@@ -17,7 +17,14 @@ from sqlmodel import Session, select
 from usermgr.application.ports import UnitOfWork, UserRepository
 from usermgr.domain.events import Event
 from usermgr.domain.model import User
-from usermgr.domain.values import Email, Role, email_key, format_timestamp, parse_timestamp
+from usermgr.domain.values import (
+    Email,
+    Role,
+    email_key,
+    format_timestamp,
+    parse_timestamp,
+    text_key,
+)
 from usermgr.errors import EmailTaken
 from usermgr.infrastructure.config import Hook
 from usermgr.infrastructure.sqlite import as_storage_error, connect, empty_database
@@ -43,6 +50,7 @@ def _columns(user: User) -> dict[str, object]:
         "email": user.email.normalized,
         "email_key": user.email.key,
         "name": user.name,
+        "name_key": text_key(user.name),
         "role": user.role.value,
         "is_active": user.is_active,
         "password_hash": user.password_hash,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+from usermgr.domain.values import text_key
 from usermgr.errors import InvalidInput, StorageUnavailable
 
 SQLITE_MAX_INT = 2**63 - 1
@@ -64,6 +65,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX deliveries_by_event ON deliveries (event_id)",
     ),
+    3: (
+        # A search compares case-folded text; keep the folded name beside the name
+        # so that a search is a plain scan in C, not a Python call per row.
+        "ALTER TABLE users ADD COLUMN name_key TEXT",
+        "UPDATE users SET name_key = text_key(name)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -106,6 +113,7 @@ def connect(path: Path, busy_timeout: float, *, create: bool) -> sqlite3.Connect
         )
     except sqlite3.Error as e:
         raise StorageUnavailable(f"cannot open database {path}: {e}") from None
+    _add_functions(conn)
     try:
         with storage_errors(path):
             if not _ready(conn, path, create):
@@ -115,6 +123,11 @@ def connect(path: Path, busy_timeout: float, *, create: bool) -> sqlite3.Connect
         conn.close()
         raise
     return conn
+
+
+def _add_functions(conn: sqlite3.Connection) -> None:
+    """SQL functions that migrations need: they compute what the application would."""
+    conn.create_function("text_key", 1, text_key, deterministic=True)
 
 
 def _check_location(path: Path) -> None:
@@ -130,6 +143,7 @@ def empty_database() -> sqlite3.Connection:
     """An in-memory database at the current schema: what a missing file reads as,
     for writers that must not bring the file into being (a failed command, a dry run)."""
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    _add_functions(conn)
     for step in sorted(MIGRATIONS):
         for statement in MIGRATIONS[step]:
             conn.execute(statement)

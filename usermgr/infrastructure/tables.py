@@ -17,6 +17,7 @@ class UserRow(SQLModel, table=True):
     password_hash: str | None = None
     created_at: str
     updated_at: str | None = None
+    name_key: str | None = None
 
 
 class EventRow(SQLModel, table=True):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -17,7 +15,7 @@ from usermgr.application.queries import (
     StreamUsers,
     UserView,
 )
-from usermgr.domain.values import Email, email_key, format_timestamp
+from usermgr.domain.values import Email, email_key, format_timestamp, text_key
 from usermgr.infrastructure.sqlite import SQLITE_MAX_INT, Database, storage_errors
 
 PUBLIC = "id, email, name, role, is_active, created_at, updated_at"
@@ -35,10 +33,6 @@ def by_email(ref: str, find: Callable[[str], T | None]) -> T | None:
         return found
     key = Email.parse(ref).key
     return find(key) if key != fast else found
-
-
-def _fold(text: str | None) -> str | None:
-    return None if text is None else unicodedata.normalize("NFC", text.casefold())
 
 
 def _view(row: tuple[Any, ...]) -> UserView:
@@ -72,14 +66,7 @@ class SqliteUserViews:
     def __init__(self, db: Database) -> None:
         self._database = db
 
-    def _db(self) -> sqlite3.Connection | None:
-        db = self._database.connection()
-        if db is not None:
-            db.create_function("fold", 1, _fold, deterministic=True)
-        return db
-
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        self._db()
         return self._database.query(sql, params)
 
     def _find(self, ref: str, columns: str) -> tuple[Any, ...] | None:
@@ -109,8 +96,8 @@ class SqliteUserViews:
         params: list[Any] = []
         if query.search:
             # instr() has no wildcards, so % and _ stay ordinary characters.
-            needle = _fold(query.search)
-            clauses.append("(instr(fold(name), ?) > 0 OR instr(email_key, ?) > 0)")
+            needle = text_key(query.search)
+            clauses.append("(instr(name_key, ?) > 0 OR instr(email_key, ?) > 0)")
             params += [needle, needle]
         if query.active is not None:
             clauses.append("is_active = ?")
@@ -135,7 +122,7 @@ class SqliteUserViews:
         )
 
     def iter_all(self, query: StreamUsers) -> Iterator[UserView]:
-        db = self._db()
+        db = self._database.connection()
         if db is None:
             return
         where, params = self._where(query)
@@ -147,7 +134,7 @@ class SqliteUserViews:
 
     def export(self, include_hashes: bool) -> Iterator[UserView]:
         """Every user, oldest first, streamed."""
-        db = self._db()
+        db = self._database.connection()
         if db is None:
             return
         columns = PUBLIC + (", password_hash" if include_hashes else "")
