@@ -149,8 +149,6 @@ def hooks_discard(
     emit(f"discarded {dropped}")
 
 
-
-
 db_app = typer.Typer(
     name="db",
     help="Check, back up and upgrade the database.",
