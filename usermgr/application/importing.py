@@ -34,7 +34,7 @@ BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One row as read from the file: its line number and raw values, or why the
     reader could not make values of it."""
@@ -58,7 +58,7 @@ class ImportSummary:
     dry_run: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     line: int
     email: Email

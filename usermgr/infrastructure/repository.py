@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event, insert, update
 from sqlalchemy.engine import Engine, create_engine
@@ -64,9 +65,15 @@ def _copy(user: User, row: UserRow) -> None:
         setattr(row, column, value)
 
 
-def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int = 500) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+INSERT_BATCH = 5000
 
 
 class SqlUserRepository(UserRepository):
@@ -88,9 +95,10 @@ class SqlUserRepository(UserRepository):
         self.session.add(row)
 
     def _add_all(self, users: list[User]) -> None:
-        if users:
-            # A Core insert: an import adds users by the thousand.
-            self.session.execute(insert(UserRow), [_columns(user) for user in users])
+        # Core inserts: an import adds users by the thousand. Batches keep the
+        # parameter lists, not the whole import, in memory at once.
+        for batch in _chunks(users, INSERT_BATCH):
+            self.session.execute(insert(UserRow), [_columns(user) for user in batch])
 
     def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
         taken_keys: set[str] = set()
@@ -197,12 +205,12 @@ class SqlUnitOfWork(UnitOfWork):
         with self._errors():
             self.users.sync()
             self.session.flush()
-            if events:
+            for batch in _chunks(events, INSERT_BATCH):
                 # Core inserts: an import writes one event per user, by the thousand.
-                self.session.execute(insert(EventRow), [self._event_row(e) for e in events])
+                self.session.execute(insert(EventRow), [self._event_row(e) for e in batch])
                 deliveries = [
                     {"event_id": e.id, "command": json.dumps(hook.command), "timeout": hook.timeout}
-                    for e in events
+                    for e in batch
                     for hook in self._hooks
                     if hook.on in ("*", e.type)
                 ]
