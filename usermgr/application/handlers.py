@@ -140,6 +140,8 @@ def change_password(
     policy: PasswordPolicy,
     clock: Clock,
 ) -> UserView:
+    # The policy needs the user's email; read it first, so that bcrypt runs
+    # before the write transaction, not while other writers wait on its lock.
     with uow:
         email = _load(uow, cmd.ref).email
     policy.check(cmd.password, email)

@@ -66,17 +66,14 @@ class SqliteUserViews:
     def __init__(self, db: Database) -> None:
         self._database = db
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self._database.query(sql, params)
+    def _first(self, columns: str, column: str, value: str) -> tuple[Any, ...] | None:
+        rows = self._database.query(f"SELECT {columns} FROM users WHERE {column} = ?", (value,))
+        return rows[0] if rows else None
 
     def _find(self, ref: str, columns: str) -> tuple[Any, ...] | None:
-        def first(column: str, value: str) -> tuple[Any, ...] | None:
-            rows = self._query(f"SELECT {columns} FROM users WHERE {column} = ?", (value,))
-            return rows[0] if rows else None
-
         if "@" in ref:
-            return by_email(ref, lambda key: first("email_key", key))
-        return first("id", ref.lower())
+            return by_email(ref, lambda key: self._first(columns, "email_key", key))
+        return self._first(columns, "id", ref.lower())
 
     def get(self, ref: str) -> UserView | None:
         row = self._find(ref, PUBLIC)
@@ -85,9 +82,11 @@ class SqliteUserViews:
     def credentials(self, ref: str) -> Credentials | None:
         # A login check parses every email, found or not, so that an unknown
         # user costs what a known one does (no fast path to time).
+        columns = "id, password_hash, is_active"
         if "@" in ref:
-            ref = Email.parse(ref).normalized
-        row = self._find(ref, "id, password_hash, is_active")
+            row = self._first(columns, "email_key", Email.parse(ref).key)
+        else:
+            row = self._first(columns, "id", ref.lower())
         return Credentials(row[0], row[1], bool(row[2])) if row else None
 
     @staticmethod
@@ -109,8 +108,8 @@ class SqliteUserViews:
 
     def list(self, query: ListUsers) -> Page:
         where, params = self._where(query)
-        total = self._query(f"SELECT count(*) FROM users {where}", params)
-        rows = self._query(
+        total = self._database.query(f"SELECT count(*) FROM users {where}", params)
+        rows = self._database.query(
             f"SELECT {PUBLIC} FROM users {where} {NEWEST_FIRST} LIMIT ? OFFSET ?",
             (*params, query.per_page, min((query.page - 1) * query.per_page, SQLITE_MAX_INT)),
         )
