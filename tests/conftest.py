@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.fakes import FakeHasher, FakeUnitOfWork, FakeViews, FixedClock
 from usermgr.bootstrap import Services, build
@@ -89,6 +89,19 @@ def services(uow: FakeUnitOfWork, hasher: FakeHasher, tmp_path: Path) -> Service
     )
     built.reports = reports  # type: ignore[attr-defined]
     return built
+
+
+def invoke_app(
+    runner: CliRunner, *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> Result:
+    """Run the CLI in-process; whatever happens, it ends in a clean exit, never a traceback."""
+    from usermgr.cli import app
+
+    result = runner.invoke(app, list(args), input=input, env=env)
+    assert "Traceback" not in result.stdout + result.stderr
+    if result.exception is not None:
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
 
 
 def run_usermgr(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

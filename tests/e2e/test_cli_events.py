@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, run_usermgr
-from usermgr.cli import app
+from tests.conftest import PASSWORD, invoke_app, run_usermgr
 
 OTHER_PASSWORD = "a different long passphrase"
 ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data"}
@@ -28,13 +27,10 @@ class Cli:
         self.runner = runner
 
     def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        result = self.runner.invoke(app, list(args), input=input, env=env)
+        result = invoke_app(self.runner, *args, input=input, env=env)
         output = result.stdout + result.stderr
-        assert "Traceback" not in output
         for secret in ("$2b$", "$2a$", PASSWORD, OTHER_PASSWORD):
             assert secret not in output, f"a secret was printed: {output!r}"
-        if result.exception is not None:
-            assert isinstance(result.exception, SystemExit), repr(result.exception)
         return result
 
     def ok(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, USERMGR, run_usermgr
+from tests.conftest import PASSWORD, USERMGR, invoke_app, run_usermgr
 from usermgr.cli import app
 
 FIELDS = ["id", "email", "name", "role", "is_active", "created_at", "updated_at"]
@@ -29,9 +29,7 @@ OTHER_PASSWORD = "a different long passphrase"
 
 
 def invoke(runner: CliRunner, *args: str, input: str | None = None) -> Result:
-    result = runner.invoke(app, list(args), input=input)
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
+    return invoke_app(runner, *args, input=input)
 
 
 def ok(runner: CliRunner, *args: str, input: str | None = None) -> Result:

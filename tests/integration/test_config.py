@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import run_usermgr
+from tests.conftest import invoke_app, run_usermgr
 from usermgr.cli import app
 from usermgr.errors import InvalidInput
 from usermgr.infrastructure.config import load
@@ -20,11 +20,7 @@ HOOK = '[[hooks]]\non = "UserCreated"\ncommand = ["/bin/true"]\n'
 
 
 def invoke(runner: CliRunner, *args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert "Traceback" not in result.stderr
-    if result.exception is not None:
-        assert isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
+    return invoke_app(runner, *args)
 
 
 def one_line(text: str) -> str:

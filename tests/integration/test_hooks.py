@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, USERMGR, run_usermgr
-from usermgr.cli import app
+from tests.conftest import PASSWORD, USERMGR, invoke_app, run_usermgr
 
 OTHER_PASSWORD = "a different long passphrase"
 ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data"}
@@ -102,11 +101,7 @@ class Cli:
         self.runner = runner
 
     def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        result = self.runner.invoke(app, list(args), input=input, env=env)
-        assert "Traceback" not in result.stdout + result.stderr
-        if result.exception is not None:
-            assert isinstance(result.exception, SystemExit), repr(result.exception)
-        return result
+        return invoke_app(self.runner, *args, input=input, env=env)
 
     def ok(self, *args: str, input: str | None = None) -> Result:
         result = self(*args, input=input)

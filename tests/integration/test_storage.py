@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, USERMGR, run_usermgr
+from tests.conftest import PASSWORD, USERMGR, invoke_app, run_usermgr
 from usermgr.application.queries import ListUsers
-from usermgr.cli import app
 from usermgr.domain.model import User
 from usermgr.domain.values import Email, Role
 from usermgr.errors import StorageUnavailable
@@ -37,11 +36,7 @@ REAL_CONNECT = sqlite3.connect
 
 
 def invoke(runner: CliRunner, *args: str, input: str | None = None) -> Result:
-    result = runner.invoke(app, list(args), input=input)
-    assert "Traceback" not in result.stderr
-    if result.exception is not None:
-        assert isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
+    return invoke_app(runner, *args, input=input)
 
 
 def create(runner: CliRunner, email: str, name: str = "Test User") -> Result:
