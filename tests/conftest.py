@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.fakes import FakeHasher, FakeUnitOfWork, FakeViews, FixedClock
-from usermgr.bootstrap import Services, build
+from tests.fakes import FakeHasher, FakeStorage, FakeUnitOfWork, FixedClock
+from usermgr.application.bus import MessageBus
+from usermgr.bootstrap import build
 from usermgr.infrastructure.config import Settings
+from usermgr.infrastructure.storage import Location
 
 PASSWORD = "correct horse battery staple"
 # The installed console script, next to the interpreter running the tests.
@@ -76,13 +78,17 @@ def hasher() -> FakeHasher:
 
 
 @pytest.fixture
-def services(uow: FakeUnitOfWork, hasher: FakeHasher, tmp_path: Path) -> Services:
+def storage(uow: FakeUnitOfWork) -> FakeStorage:
+    return FakeStorage(uow)
+
+
+@pytest.fixture
+def services(storage: FakeStorage, hasher: FakeHasher, tmp_path: Path) -> MessageBus:
     """Handlers wired through the real composition root, with fakes for every port."""
     reports: list[str] = []
     built = build(
-        Settings(db_path=tmp_path / "unused.db"),
-        uow=uow,
-        views=FakeViews(uow),
+        Settings(database=Location("sqlite", path=tmp_path / "unused.db")),
+        storage=storage,  # type: ignore[arg-type]
         hasher=hasher,
         clock=FixedClock(),
         report=reports.append,

@@ -5,25 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import cached_property, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from usermgr.application import commands, handlers, importing, queries
-from usermgr.application.bus import EventBus
-from usermgr.application.ports import (
-    Clock,
-    EventViews,
-    PasswordHasher,
-    UnitOfWork,
-    UserViews,
-)
-from usermgr.domain.events import Event
-from usermgr.domain.values import PasswordPolicy
-from usermgr.infrastructure.config import Settings, current_actor
+from usermgr.application import commands, deliveries, handlers, importing, maintenance, queries
+from usermgr.application.bus import EventBus, MessageBus
+from usermgr.application.ports import Clock, HookRunner, PasswordHasher, Report
+from usermgr.domain.values import Policy
 
 if TYPE_CHECKING:
-    from usermgr.infrastructure.hooks import HookDispatcher
-    from usermgr.infrastructure.sqlite import Database
+    from usermgr.infrastructure.config import Settings
+    from usermgr.infrastructure.storage import Storage
 
 
 def utc_now() -> datetime:
@@ -34,135 +26,76 @@ def report_to_stderr(line: str) -> None:
     print(f"usermgr: {line}", file=sys.stderr)
 
 
-class Services:
-    """Runs commands and queries. Adapters are built on first use, so a read never
-    loads the ORM, and nothing touches the database before a command needs it."""
+def load_settings(db: str | None, config: str | None) -> Settings:
+    """Settings from the root options (or their environment variables) and the config file."""
+    from usermgr.infrastructure import config as config_file
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        uow: Callable[[bool], UnitOfWork],
-        hasher: PasswordHasher,
-        clock: Clock,
-        report: Callable[[str], None],
-        views: UserViews | None = None,
-        events: EventViews | None = None,
-    ) -> None:
-        self.settings = settings
-        self.report = report
-        self.bus = EventBus(report)
-        self._uow = uow
-        if views is not None:
-            self.views = views
-        if events is not None:
-            self.events = events
-        policy = PasswordPolicy(settings.min_password_length)
-        self._command_handlers: dict[type, Callable[..., Any]] = {
-            commands.CreateUser: partial(
-                handlers.create_user, hasher=hasher, policy=policy, clock=clock
-            ),
-            commands.UpdateUser: partial(handlers.update_user, clock=clock),
-            commands.ActivateUser: partial(handlers.activate_user, clock=clock),
-            commands.DeactivateUser: partial(handlers.deactivate_user, clock=clock),
-            commands.SetRole: partial(handlers.set_role, clock=clock),
-            commands.ChangePassword: partial(
-                handlers.change_password, hasher=hasher, policy=policy, clock=clock
-            ),
-            commands.DeleteUser: partial(handlers.delete_user, clock=clock),
-            importing.ImportUsers: partial(
-                importing.import_users, hasher=hasher, policy=policy, clock=clock
-            ),
-        }
-        self._query_handlers: dict[type, Callable[[Any], Any]] = {
-            queries.GetUser: lambda q: handlers.get_user(q, views=self.views),
-            queries.ListUsers: lambda q: handlers.list_users(q, views=self.views),
-            queries.StreamUsers: lambda q: handlers.stream_users(q, views=self.views),
-            queries.ExportUsers: lambda q: self.views.export(q.include_hashes),
-            queries.ListEvents: lambda q: handlers.list_events(q, events=self.events, clock=clock),
-            commands.VerifyPassword: lambda c: handlers.verify_password(
-                c, views=self.views, hasher=hasher, uow=uow
-            ),
-        }
+    return config_file.load(db, config)
 
-    def handle(self, message: object, **options: Any) -> Any:
-        """Run a message's handler; `options` reach a command handler as keywords."""
-        if type(message) in self._query_handlers:
-            return self._query_handlers[type(message)](message)
-        adds_users = isinstance(message, commands.CreateUser) or (
-            isinstance(message, importing.ImportUsers) and not message.dry_run
-        )
-        uow = self._uow(adds_users)
-        result = self._command_handlers[type(message)](message, uow=uow, **options)
-        self.bus.publish(uow.collect_new_events())
-        return result
 
-    def run_hooks(self, event: Event) -> None:
-        self.hooks(event)
+def run_hook(command: tuple[str, ...], event: dict[str, Any], timeout: float) -> str | None:
+    from usermgr.infrastructure.hooks import run_hook as run
 
-    @cached_property
-    def database(self) -> Database:
-        from usermgr.infrastructure.sqlite import Database
-
-        return Database(self.settings.db_path, self.settings.busy_timeout)
-
-    @cached_property
-    def views(self) -> UserViews:
-        from usermgr.infrastructure.views import SqliteUserViews
-
-        return SqliteUserViews(self.database)
-
-    @cached_property
-    def events(self) -> EventViews:
-        from usermgr.infrastructure.views import SqliteEventViews
-
-        return SqliteEventViews(self.database)
-
-    @cached_property
-    def hooks(self) -> HookDispatcher:
-        from usermgr.infrastructure.hooks import DeliveryStore, HookDispatcher
-
-        return HookDispatcher(DeliveryStore(self.database), self.report)
+    return run(command, event, timeout)
 
 
 def build(
     settings: Settings,
     *,
-    uow: UnitOfWork | None = None,
-    views: UserViews | None = None,
-    events: EventViews | None = None,
+    storage: Storage | None = None,
     hasher: PasswordHasher | None = None,
+    runner: HookRunner | None = None,
     clock: Clock | None = None,
-    report: Callable[[str], None] = report_to_stderr,
-) -> Services:
-    def make_uow(create: bool = False) -> UnitOfWork:
-        if uow is not None:
-            return uow
-        from usermgr.infrastructure.repository import SqlUnitOfWork
+    report: Report = report_to_stderr,
+    notice: Report | None = None,
+) -> MessageBus:
+    """A message bus with every handler wired to its adapters; tests pass fakes for any of them."""
+    clock = clock or utc_now
+    if storage is None:
+        from usermgr.infrastructure.config import current_actor
+        from usermgr.infrastructure.storage import open_storage
 
-        return SqlUnitOfWork(
-            settings.db_path,
-            settings.busy_timeout,
-            actor=current_actor(),
+        storage = open_storage(
+            settings.database,
+            busy_timeout=settings.busy_timeout,
             hooks=settings.hooks,
-            create=create,
+            actor=current_actor(),
+            notice=notice or report,
         )
-
     if hasher is None:
         from usermgr.infrastructure.hashing import BcryptHasher
 
         hasher = BcryptHasher(settings.bcrypt_rounds)
-
-    services = Services(
-        settings,
-        uow=make_uow,
-        hasher=hasher,
-        clock=clock or utc_now,
-        report=report,
-        views=views,
-        events=events,
-    )
-    if settings.hooks and uow is None:
+    policy = Policy(settings.min_password_length, settings.allow_internal_domains)
+    hooks = deliveries.Hooks(settings.hooks, storage.deliveries, runner or run_hook, clock, report)
+    writes: dict[type, Callable[..., Any]] = {
+        commands.CreateUser: partial(handlers.create_user, hasher=hasher, policy=policy, clock=clock),
+        commands.UpdateUser: partial(handlers.update_user, policy=policy, clock=clock),
+        commands.ActivateUser: partial(handlers.activate_user, policy=policy, clock=clock),
+        commands.DeactivateUser: partial(handlers.deactivate_user, policy=policy, clock=clock),
+        commands.SetRole: partial(handlers.set_role, policy=policy, clock=clock),
+        commands.ChangePassword: partial(handlers.change_password, hasher=hasher, policy=policy, clock=clock),
+        commands.DeleteUser: partial(handlers.delete_user, policy=policy, clock=clock),
+        commands.VerifyPassword: partial(handlers.verify_password, views=storage.users, hasher=hasher, policy=policy),
+        importing.ImportUsers: partial(importing.import_users, hasher=hasher, policy=policy, clock=clock),
+    }
+    others: dict[type, Callable[..., Any]] = {
+        queries.GetUser: partial(handlers.get_user, views=storage.users, policy=policy),
+        queries.ListUsers: partial(handlers.list_users, views=storage.users),
+        queries.StreamUsers: partial(handlers.stream_users, views=storage.users),
+        queries.ExportUsers: partial(handlers.export_users, views=storage.users),
+        queries.ListEvents: partial(handlers.list_events, events=storage.events, policy=policy, clock=clock),
+        queries.VerifyEvents: partial(handlers.verify_events, events=storage.events),
+        queries.ListHooks: partial(deliveries.list_hooks, log=storage.deliveries, hooks=hooks, clock=clock),
+        queries.CheckStorage: partial(maintenance.check_storage, admin=storage.admin, events=storage.events),
+        queries.HashHealth: partial(maintenance.hash_health, views=storage.users, hasher=hasher),
+        commands.RetryDeliveries: partial(deliveries.retry_deliveries, log=storage.deliveries, hooks=hooks),
+        commands.DiscardDeliveries: partial(deliveries.discard_deliveries, log=storage.deliveries),
+        commands.BackupStorage: partial(maintenance.backup_storage, admin=storage.admin),
+        commands.UpgradeStorage: partial(maintenance.upgrade_storage, admin=storage.admin),
+    }
+    events = EventBus(report)
+    if settings.hooks:
         # Deliveries were written with the events; run them once the change is committed.
-        services.bus.subscribe("*", services.run_hooks)
-    return services
+        events.subscribe("*", hooks.on_event)
+    return MessageBus({**writes, **others}, storage.unit_of_work, events, frozenset(writes), storage.close)

@@ -15,6 +15,15 @@ class InvalidInput(UsermgrError):
     exit_code = 2
 
 
+class InvalidField(InvalidInput):
+    """A bad value of one named field of a command; the CLI names its flag instead."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"invalid {field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
 class InvalidRows(InvalidInput):
     """Some rows of an import are invalid; each is one `line N: why` detail."""
 
@@ -45,11 +54,9 @@ class EmailTaken(UsermgrError):
 class RowsConflict(EmailTaken):
     """Some imported rows name users that already exist."""
 
-    def __init__(self, details: list[str]) -> None:
+    def __init__(self, details: list[str], *, hint: str = "") -> None:
         UsermgrError.__init__(
-            self,
-            f"{len(details)} row(s) name existing users; nothing was written"
-            " (--exists-ok skips existing emails)",
+            self, f"{len(details)} row(s) name existing users; nothing was written{hint}"
         )
         self.details = tuple(details)
 
@@ -73,3 +80,36 @@ class DeliveriesFailed(UsermgrError):
     """Some hook deliveries still fail after a retry."""
 
     exit_code = 7
+
+
+class WorkToDo(UsermgrError):
+    """A check found something to do: drift to apply, weak or missing hashes."""
+
+    exit_code = 8
+
+
+class OutputFailed(UsermgrError):
+    """Standard output could not be written (a full disk, a closed terminal)."""
+
+    exit_code = 74  # EX_IOERR of sysexits.h
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"cannot write the output: {why}")
+        self.committed = False
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; the change itself was made" if self.committed else text
+
+
+class HooksInterrupted(KeyboardInterrupt):
+    """Ctrl-C while hooks ran: unlike any other interruption, the change is committed."""
+
+
+def shown(value: object) -> str:
+    """A path or other text for a message, with anything unprintable escaped, so a
+    name holding terminal escapes or newlines prints as one harmless line."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")

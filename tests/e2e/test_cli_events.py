@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 from tests.conftest import PASSWORD, invoke_app, run_usermgr
 
 OTHER_PASSWORD = "a different long passphrase"
-ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data"}
+ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data", "hash"}
 OS_USER = pwd.getpwuid(os.geteuid()).pw_name
 
 

@@ -24,7 +24,7 @@ import usermgr
 from tests.conftest import PASSWORD, USERMGR, run_usermgr
 
 OTHER_PASSWORD = "another long passphrase"
-HEAVY = ("sqlmodel", "sqlalchemy", "bcrypt", "email_validator")
+HEAVY = ("sqlmodel", "sqlalchemy", "psycopg2", "bcrypt", "email_validator")
 ORM = ("sqlmodel", "sqlalchemy")
 ANSI = re.compile(r"\x1b\[")
 BOX = re.compile(r"[\u2500-\u257f\u2026]")
@@ -332,9 +332,10 @@ def test_verify_loads_the_same_modules_for_an_unknown_user_as_for_a_wrong_passwo
     assert loaded("nobody@example.com") == loaded("ada@example.com")
 
 
-def test_create_loads_the_orm(tmp_path: Path) -> None:
+def test_create_needs_no_orm_and_no_postgresql_driver(tmp_path: Path) -> None:
     loaded = imported(tmp_path, "create", "ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n")
-    assert "sqlmodel" in loaded
+    assert "bcrypt" in loaded
+    assert not set(loaded) & {*ORM, "psycopg2"}
 
 
 # --- a real terminal ---------------------------------------------------------------

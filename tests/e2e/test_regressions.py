@@ -76,14 +76,15 @@ def add_failing_hook(config: Path) -> None:
         f.write(f'\n[[hooks]]\non = "*"\ncommand = ["{MISSING_PROGRAM}"]\ntimeout = 5\n')
 
 
-# --- 1. an empty file usermgr initialises is made private ---------------------------
+# --- 1. an empty file someone else made keeps its mode, with a warning ---------------
 
 
-def test_an_existing_empty_database_file_is_made_0600_when_create_initialises_it(db_path: Path) -> None:
+def test_an_existing_empty_database_file_keeps_its_mode_and_create_warns_that_others_can_read_it(db_path: Path) -> None:
     db_path.touch()
     os.chmod(db_path, 0o644)
-    usermgr_ok("create", "ada@example.com", "--name", "Ada", "--no-password")
-    assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o600
+    result = usermgr_ok("create", "ada@example.com", "--name", "Ada", "--no-password")
+    assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o644
+    assert "readable by others" in result.stderr and "chmod 600" in result.stderr
 
 
 # --- 2. import never echoes a secret -------------------------------------------------
@@ -283,7 +284,9 @@ def test_db_backup_into_an_existing_directory_is_exit_2_even_with_force(tmp_path
 
 def test_migrate_does_not_downgrade_a_schema_made_newer_while_it_waited(tmp_path: Path) -> None:
     from usermgr.errors import StorageUnavailable
-    from usermgr.infrastructure.sqlite import APPLICATION_ID, SCHEMA_VERSION, migrate
+    from usermgr.infrastructure.storage.schema import SCHEMA_VERSION, Context
+    from usermgr.infrastructure.storage.sqlite.connect import APPLICATION_ID, migrate
+    from usermgr.infrastructure.storage.sqlite.errors import SqliteDatabase
 
     path = tmp_path / "newer.db"
     setup = sqlite3.connect(path)
@@ -295,7 +298,7 @@ def test_migrate_does_not_downgrade_a_schema_made_newer_while_it_waited(tmp_path
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         with pytest.raises(StorageUnavailable):
-            migrate(conn, path)
+            migrate(SqliteDatabase(conn, path), Context())
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
         assert not conn.in_transaction
     finally:

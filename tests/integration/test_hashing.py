@@ -10,6 +10,7 @@ from typing import Any
 import bcrypt
 import pytest
 
+from usermgr.application.ports import HashInfo
 from usermgr.infrastructure.hashing import BcryptHasher
 
 PASSWORD = "correct horse battery staple"
@@ -118,13 +119,13 @@ def test_verifying_against_a_malformed_hash_returns_false(hasher: BcryptHasher) 
     assert hasher.verify(PASSWORD, "") is False
 
 
-def test_needs_rehash_when_the_configured_cost_differs(hasher: BcryptHasher) -> None:
-    at_four = hasher.hash(PASSWORD)
-    assert hasher.needs_rehash(at_four) is False
-    assert BcryptHasher(rounds=5).needs_rehash(at_four) is True
-    at_five = BcryptHasher(rounds=5).hash(PASSWORD)
-    assert hasher.needs_rehash(at_five) is True
-    assert BcryptHasher(rounds=5).needs_rehash(at_five) is False
+def test_inspect_reads_the_cost_of_a_real_hash_and_refuses_what_is_not_one(hasher: BcryptHasher) -> None:
+    assert hasher.inspect(hasher.hash(PASSWORD)) == HashInfo(well_formed=True, cost=4)
+    assert hasher.inspect(BcryptHasher(rounds=5).hash(PASSWORD)) == HashInfo(well_formed=True, cost=5)
+    for scheme in ("$2a$", "$2y$"):
+        assert hasher.inspect(hasher.hash(PASSWORD).replace("$2b$", scheme)).well_formed
+    for bad in ("", "plain", "$2x$04$" + "a" * 53, hasher.hash(PASSWORD)[:-1], "$2b$03$" + "a" * 53, "$2b$32$" + "a" * 53):
+        assert hasher.inspect(bad).well_formed is False
 
 
 def test_a_hash_from_another_cost_still_verifies(hasher: BcryptHasher) -> None:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 from tests.conftest import PASSWORD, USERMGR, invoke_app, run_usermgr
 
 OTHER_PASSWORD = "a different long passphrase"
-ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data"}
+ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data", "hash"}
 
 
 # --- helpers ---------------------------------------------------------------------
@@ -32,8 +32,12 @@ def script(path: Path, body: str) -> Path:
     return path
 
 
-def add_hook(config: Path, command: list[str | Path], *, on: str = "*", timeout: float | None = None) -> None:
+def add_hook(
+    config: Path, command: list[str | Path], *, on: str = "*", timeout: float | None = None, name: str | None = None
+) -> None:
     lines = ["", "[[hooks]]", f"on = {json.dumps(on)}", f"command = {json.dumps([str(c) for c in command])}"]
+    if name is not None:
+        lines.append(f"name = {json.dumps(name)}")
     if timeout is not None:
         lines.append(f"timeout = {timeout}")
     with config.open("a") as f:
@@ -522,23 +526,23 @@ class TestRetry:
         assert "delivered 3, failed 0" in result.stdout
         assert lines(log) == events
 
-    def test_retry_runs_the_command_recorded_with_the_delivery_even_after_the_config_changed(
-        self, cli: Cli, flaky_hook: tuple[Path, Path], config_path: Path, tmp_path: Path, db_path: Path
+    def test_retry_runs_the_hook_of_that_name_as_the_config_defines_it_now(
+        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
     ) -> None:
-        flag, log = flaky_hook
+        first_log, now_log = tmp_path / "first.log", tmp_path / "now.log"
+        first = script(tmp_path / "first.sh", f'echo "$USERMGR_EVENT_ID" >> "{first_log}"\nexit 1\n')
+        now = script(tmp_path / "now.sh", f'echo "$USERMGR_EVENT_ID" >> "{now_log}"\n')
+        add_hook(config_path, [first], name="audit")
         cli.create("ada@example.com")
         [(event_id, _, _)] = event_rows(db_path)
-        other_log = tmp_path / "other.log"
-        other = script(tmp_path / "other.sh", f'echo "$USERMGR_EVENT_ID" >> "{other_log}"\n')
         config_path.write_text("[security]\nbcrypt_rounds = 4\n")
-        add_hook(config_path, [other], on="UserDeleted")
-        flag.touch()
+        add_hook(config_path, [now], name="audit")
 
         result = cli("hooks", "retry")
 
-        assert result.exit_code == 0
-        assert lines(log) == [event_id]
-        assert lines(other_log) == []
+        assert result.exit_code == 0, result.stderr
+        assert lines(first_log) == [event_id]
+        assert lines(now_log) == [event_id]
 
     def test_retry_with_nothing_pending_exits_0(self, cli: Cli) -> None:
         result = cli("hooks", "retry")
@@ -571,12 +575,10 @@ class TestRetry:
         [(event_id, _, _)] = event_rows(db_path)
         log = tmp_path / "log"
         program = script(tmp_path / "hook.sh", f'cat > "{log}"\n')
+        add_hook(config_path, [program], name="mailer")
         conn = sqlite3.connect(db_path)
         with conn:
-            conn.execute(
-                "INSERT INTO deliveries (event_id, command, timeout) VALUES (?, ?, ?)",
-                (event_id, json.dumps([str(program)]), 10.0),
-            )
+            conn.execute("INSERT INTO deliveries (event_id, hook) VALUES (?, ?)", (event_id, "mailer"))
         conn.close()
         assert "not yet run" in cli.hooks_list()
 

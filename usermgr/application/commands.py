@@ -1,8 +1,13 @@
-"""Commands: what a caller wants done, with raw inputs. Handlers validate them."""
+"""Commands: what a caller wants done, with raw inputs. Handlers validate them.
+
+A command that may bring a new database into being says so with `creates_storage`;
+for the others a missing database reads as empty, and their failure leaves no file."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -14,6 +19,8 @@ class CreateUser:
     password: str | None = field(default=None, repr=False)
     exists_ok: bool = False
 
+    creates_storage: ClassVar[bool] = True
+
 
 @dataclass(frozen=True, kw_only=True)
 class UpdateUser:
@@ -21,15 +28,21 @@ class UpdateUser:
     email: str | None = None
     name: str | None = None
 
+    creates_storage: ClassVar[bool] = False
+
 
 @dataclass(frozen=True, kw_only=True)
 class ActivateUser:
     ref: str
 
+    creates_storage: ClassVar[bool] = False
+
 
 @dataclass(frozen=True, kw_only=True)
 class DeactivateUser:
     ref: str
+
+    creates_storage: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,19 +50,58 @@ class SetRole:
     ref: str
     role: str
 
+    creates_storage: ClassVar[bool] = False
+
 
 @dataclass(frozen=True, kw_only=True)
 class ChangePassword:
     ref: str
     password: str = field(repr=False)
 
+    creates_storage: ClassVar[bool] = False
+
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyPassword:
+    """A login check; a match whose hash has another cost re-hashes it (no event)."""
+
     ref: str
     password: str = field(repr=False)
+
+    creates_storage: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeleteUser:
     ref: str
+
+    creates_storage: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryDeliveries:
+    """Run every pending delivery again, oldest first, with the hooks configured now."""
+
+    creates_storage: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscardDeliveries:
+    delivery_id: int | None  # None: every one
+
+    creates_storage: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupStorage:
+    target: Path
+    force: bool = False
+
+    creates_storage: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpgradeStorage:
+    """Apply migrations, creating a missing database."""
+
+    creates_storage: ClassVar[bool] = True

@@ -4,37 +4,45 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from usermgr.application.queries import (
     Credentials,
     EventView,
-    ListUsers,
+    ExportedUser,
     Page,
-    StreamUsers,
+    UserFilter,
     UserView,
 )
 from usermgr.domain.events import Event
 from usermgr.domain.model import User
 
 Clock = Callable[[], datetime]
+Report = Callable[[str], None]
 
 
 class UserRepository(abc.ABC):
     """Users by id or email key; remembers what it handed out so events can be collected."""
 
     def __init__(self) -> None:
-        self.seen: list[User] = []
+        self._seen: dict[str, User] = {}
+
+    @property
+    def seen(self) -> list[User]:
+        """Every user this repository handed out or took in, in that order."""
+        return list(self._seen.values())
 
     def add(self, user: User) -> None:
         self._add(user)
-        self.seen.append(user)
+        self._seen[user.id] = user
 
     def add_all(self, users: list[User]) -> None:
         """Add many new users at once (an import)."""
         self._add_all(users)
-        self.seen.extend(users)
+        self._seen.update((user.id, user) for user in users)
 
     def get(self, user_id: str) -> User | None:
         return self._remember(self._get(user_id))
@@ -43,9 +51,9 @@ class UserRepository(abc.ABC):
         return self._remember(self._get_by_email_key(key))
 
     def _remember(self, user: User | None) -> User | None:
-        if user is not None and user not in self.seen:
-            self.seen.append(user)
-        return user
+        if user is None:
+            return None
+        return self._seen.setdefault(user.id, user)
 
     @abc.abstractmethod
     def _add(self, user: User) -> None: ...
@@ -57,11 +65,11 @@ class UserRepository(abc.ABC):
     def _get(self, user_id: str) -> User | None: ...
 
     @abc.abstractmethod
-    def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
-        """Which of these email keys are taken, and the email key of each of these ids that is."""
+    def _get_by_email_key(self, key: str) -> User | None: ...
 
     @abc.abstractmethod
-    def _get_by_email_key(self, key: str) -> User | None: ...
+    def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
+        """Which of these email keys are taken, and the email key of each of these ids that is."""
 
     @abc.abstractmethod
     def remove(self, user: User) -> None: ...
@@ -72,7 +80,7 @@ class UserRepository(abc.ABC):
 
 
 class UnitOfWork(abc.ABC):
-    """One transaction: work is rolled back unless committed."""
+    """One transaction under the write lock: work is rolled back unless committed."""
 
     users: UserRepository
 
@@ -105,18 +113,28 @@ class UnitOfWork(abc.ABC):
     def rollback(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class HashInfo:
+    """What a stored hash's format says: never the hash itself."""
+
+    well_formed: bool
+    cost: int | None = None
+
+
 class PasswordHasher(Protocol):
+    rounds: int
+
     def hash(self, password: str) -> str: ...
 
     def verify(self, password: str, password_hash: str | None) -> bool:
-        """True on a match; with no hash, spends the same work and returns False."""
+        """True on a match; with no usable hash, spends the same work and returns False."""
         ...
 
-    def needs_rehash(self, password_hash: str) -> bool: ...
+    def inspect(self, password_hash: str) -> HashInfo:
+        """The format and cost of a stored hash, read in one place for import, verify and hashes."""
+        ...
 
-    def hash_many(
-        self, passwords: list[str], progress: Callable[[int, int], None] | None = None
-    ) -> list[str]:
+    def hash_many(self, passwords: list[str], progress: Callable[[int, int], None] | None = None) -> list[str]:
         """Hash in parallel, in order; `progress(done, total)` after each."""
         ...
 
@@ -124,20 +142,122 @@ class PasswordHasher(Protocol):
 class UserViews(Protocol):
     """The read model: public user data straight from storage."""
 
-    def get(self, ref: str) -> UserView | None: ...
+    def get_by_id(self, user_id: str) -> UserView | None: ...
 
-    def list(self, query: ListUsers) -> Page: ...
+    def get_by_email_key(self, key: str) -> UserView | None: ...
 
-    def iter_all(self, query: StreamUsers) -> Iterator[UserView]: ...
+    def credentials_by_id(self, user_id: str) -> Credentials | None: ...
 
-    def export(self, include_hashes: bool) -> Iterator[UserView]: ...
+    def credentials_by_email_key(self, key: str) -> Credentials | None: ...
 
-    def credentials(self, ref: str) -> Credentials | None: ...
+    def page(self, where: UserFilter, page: int, per_page: int) -> Page: ...
+
+    def stream(self, where: UserFilter) -> Iterator[UserView]:
+        """Every matching user, newest first, in constant memory."""
+        ...
+
+    def export(self, include_hashes: bool) -> Iterator[UserView | ExportedUser]:
+        """Every user, oldest first, in constant memory."""
+        ...
+
+    def password_hashes(self) -> Iterator[tuple[str, str | None]]:
+        """(email, hash) of every user, for the hash-health report; never printed."""
+        ...
 
 
 class EventViews(Protocol):
     """The read side of the audit log."""
 
-    def list(self, *, user: str | None, type: str | None, since: datetime | None, limit: int) -> list[EventView]:
+    def user_ids_by_email_key(self, key: str) -> list[str]:
+        """Every user who has had this email, deleted ones too."""
+        ...
+
+    def recent(self, *, user_ids: list[str] | None, type: str | None, since: datetime | None, limit: int) -> list[EventView]:
         """The newest `limit` matching events, oldest first."""
         ...
+
+    def chain(self) -> Iterator[EventView]:
+        """Every event in log order, with its stored hash."""
+        ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A hook run owed for an event: the hook is named, never described."""
+
+    id: int
+    hook: str | None  # None: recorded by usermgr 0.1 for a hook no config names any more
+    event: EventView
+    attempts: int
+    last_error: str | None
+    last_attempt_at: str | None
+    claimed_until: str | None
+
+
+class DeliveryLog(Protocol):
+    """Pending and failed hook deliveries, written with their events (the outbox)."""
+
+    def pending(self) -> list[Delivery]: ...
+
+    def for_event(self, event_id: str) -> list[Delivery]: ...
+
+    def claim(self, delivery: Delivery, *, now: datetime, until: datetime) -> bool:
+        """Take a delivery for this runner, unless another runner holds a live claim."""
+        ...
+
+    def succeeded(self, delivery: Delivery) -> None: ...
+
+    def failed(self, delivery: Delivery, error: str, *, now: datetime) -> None: ...
+
+    def discard(self, delivery_id: int | None) -> int:
+        """Drop one delivery, or every one with None; how many went."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A local program run on events, as the config file defines it now."""
+
+    name: str
+    on: str
+    command: tuple[str, ...]
+    timeout: float = 10.0
+
+    def matches(self, event_type: str) -> bool:
+        return self.on in ("*", event_type)
+
+
+class HookRunner(Protocol):
+    def __call__(self, command: tuple[str, ...], event: dict[str, Any], timeout: float) -> str | None:
+        """Run one hook on one event; None on success, else one line saying why not."""
+        ...
+
+
+@dataclass(frozen=True)
+class StorageReport:
+    location: str
+    schema_version: int
+    users: int
+    events: int
+    pending_deliveries: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    before: int  # 0 when the database was created
+    after: int
+    created: bool
+
+
+class StorageAdmin(Protocol):
+    """Maintenance of the database itself."""
+
+    def check(self) -> StorageReport:
+        """Raises StorageUnavailable naming the first problem found."""
+        ...
+
+    def backup(self, target: Path, *, force: bool) -> None: ...
+
+    def upgrade(self) -> Upgrade: ...
+

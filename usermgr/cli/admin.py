@@ -1,18 +1,17 @@
-"""The audit log and hook deliveries."""
+"""The audit log, hook deliveries, the database itself, and the stored hashes' health."""
 
 from __future__ import annotations
 
 import enum
 import json
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from usermgr.cli.options import HELP_MARKUP
-from usermgr.cli.output import emit, emit_json, render_table
-from usermgr.errors import DeliveriesFailed, InvalidInput
+from usermgr.cli.output import emit, emit_json, flush, render_table
+from usermgr.errors import DeliveriesFailed, InvalidInput, WorkToDo, shown
 
 
 class EventFormat(str, enum.Enum):
@@ -21,22 +20,45 @@ class EventFormat(str, enum.Enum):
     jsonl = "jsonl"
 
 
+class ReportFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
 EVENT_TABLE_COLUMNS = ("occurred_at", "type", "user_id", "email", "actor", "id", "data")
 
 
-def _event_row(event: dict) -> list[str]:
-    data = {k: v for k, v in event["data"].items() if k != "email"}
+def _event_row(event: Any) -> list[str]:
+    data = {k: v for k, v in event.data.items() if k != "email"}
     return [
-        event["occurred_at"],
-        event["type"],
-        event["user_id"],
-        event["data"].get("email", ""),
-        event["actor"],
-        event["id"],
+        event.occurred_at,
+        event.type,
+        event.user_id,
+        str(event.data.get("email", "")),
+        event.actor,
+        event.id,
         json.dumps(data, ensure_ascii=False) if data else "",
     ]
 
 
+def _handle(ctx: typer.Context, message: object, render: Any = None, **options: Any) -> Any:
+    def rendered(result: Any) -> None:
+        if render is not None:
+            render(result)
+            flush()
+
+    return ctx.obj.bus().handle(message, render=rendered, **options)
+
+
+events_app = typer.Typer(
+    name="events",
+    help="Show the audit log, oldest first; 'events verify' checks its hash chain.",
+    invoke_without_command=True,
+    rich_markup_mode=HELP_MARKUP,
+)
+
+
+@events_app.callback()
 def events(
     ctx: typer.Context,
     *,
@@ -56,18 +78,40 @@ def events(
     Example:
       usermgr events --user ada@example.com --since 7d --format jsonl
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from usermgr.application import queries
 
-    found = ctx.obj.services().handle(
-        queries.ListEvents(user=user, type=type_, since=since, limit=limit)
-    )
-    if fmt is EventFormat.json:
-        emit_json(found)
-    elif fmt is EventFormat.jsonl:
-        for event in found:
-            emit_json(event)
-    else:
-        render_table(EVENT_TABLE_COLUMNS, [_event_row(e) for e in found], f"{len(found)} events")
+    def render(found: list[Any]) -> None:
+        if fmt is EventFormat.json:
+            emit_json([event.as_dict() for event in found])
+        elif fmt is EventFormat.jsonl:
+            for event in found:
+                emit_json(event.as_dict())
+        else:
+            render_table(EVENT_TABLE_COLUMNS, [_event_row(e) for e in found], f"{len(found)} events")
+
+    _handle(ctx, queries.ListEvents(user=user, type=type_, since=since, limit=limit), render)
+
+
+@events_app.command("verify")
+def events_verify(
+    ctx: typer.Context,
+    *,
+    head: Annotated[
+        str | None,
+        typer.Option("--head", metavar="HASH", help="A head printed by an earlier verify: it must still be in the chain."),
+    ] = None,
+) -> None:
+    """Check the audit log's hash chain; exit 6 naming the first event that does not match.
+
+    \b
+    Example:
+      usermgr events verify --head "$(cat /var/backups/usermgr-head)"
+    """
+    from usermgr.application import queries
+
+    _handle(ctx, queries.VerifyEvents(head=head), lambda r: emit(f"{r.events} events, head {r.head}"))
 
 
 hooks_app = typer.Typer(
@@ -76,6 +120,20 @@ hooks_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=HELP_MARKUP,
 )
+
+STATES = {
+    "orphaned": "its hook is no longer configured: not run (discard it, or configure a hook of that name)",
+    "pending": "not yet run",
+}
+
+
+def _state(status: Any) -> str:
+    d = status.delivery
+    if status.state == "claimed":
+        return f"being delivered by another usermgr (claim ends {d.claimed_until})"
+    if status.state == "failed":
+        return f"failed {d.attempts}x, last {d.last_attempt_at}: {shown(d.last_error)}"
+    return STATES[status.state]
 
 
 @hooks_app.command("list")
@@ -86,27 +144,19 @@ def hooks_list(ctx: typer.Context) -> None:
     Example:
       usermgr hooks list
     """
-    services = ctx.obj.services()
-    configured = services.settings.hooks
-    emit(f"hooks configured: {len(configured)}")
-    for hook in configured:
-        emit(f"  on {hook.on}: {json.dumps(list(hook.command))} (timeout {hook.timeout:g}s)")
-    pending = services.hooks.store.pending()
-    emit(f"deliveries pending: {len(pending)}")
-    from usermgr.domain.values import format_timestamp
+    from usermgr.application import queries
 
-    now = format_timestamp(datetime.now(timezone.utc))
-    for d in pending:
-        if d.claimed_until and d.claimed_until > now:
-            state = f"being delivered by another usermgr (claim ends {d.claimed_until})"
-        elif d.attempts:
-            state = f"failed {d.attempts}x, last {d.last_attempt_at}: {d.last_error}"
-        else:
-            state = "not yet run"
-        emit(
-            f"  {d.id}: {d.event['type']} {d.event['id']} user {d.event['user_id']}"
-            f" -> {json.dumps(d.command)}; {state}"
-        )
+    def render(report: Any) -> None:
+        emit(f"hooks configured: {len(report.hooks)}")
+        for hook in report.hooks:
+            emit(f"  {hook.name!r} on {hook.on}: {json.dumps(list(hook.command))} (timeout {hook.timeout:g}s)")
+        emit(f"deliveries pending: {len(report.deliveries)}")
+        for status in report.deliveries:
+            d = status.delivery
+            hook = repr(d.hook) if d.hook is not None else "(a hook of usermgr 0.1)"
+            emit(f"  {d.id}: {d.event.type} {d.event.id} user {d.event.user_id} -> hook {shown(hook)}; {_state(status)}")
+
+    _handle(ctx, queries.ListHooks(), render)
 
 
 @hooks_app.command("retry")
@@ -117,15 +167,19 @@ def hooks_retry(ctx: typer.Context) -> None:
     Example:
       usermgr hooks retry || echo "some hooks still fail"
     """
-    dispatcher = ctx.obj.services().hooks
-    pending = dispatcher.store.pending()
-    outcomes = list(dispatcher.deliver(pending))
-    failed = sum(1 for o in outcomes if o.error is not None)
-    elsewhere = len(pending) - len(outcomes)
-    busy = f", {elsewhere} being delivered by another usermgr" if elsewhere else ""
-    emit(f"delivered {len(outcomes) - failed}, failed {failed}{busy}")
-    if failed:
-        raise DeliveriesFailed(f"{failed} deliveries still fail; see 'usermgr hooks list'")
+    from usermgr.application import commands
+
+    def render(summary: Any) -> None:
+        extra = ""
+        if summary.orphaned:
+            extra += f", {summary.orphaned} without a configured hook"
+        if summary.elsewhere:
+            extra += f", {summary.elsewhere} being delivered by another usermgr"
+        emit(f"delivered {summary.delivered}, failed {summary.failed}{extra}")
+
+    summary = _handle(ctx, commands.RetryDeliveries(), render)
+    if summary.still_failing:
+        raise DeliveriesFailed(f"{summary.still_failing} deliveries still fail; see 'usermgr hooks list'")
 
 
 @hooks_app.command("discard")
@@ -141,9 +195,11 @@ def hooks_discard(
     Example:
       usermgr hooks discard 12
     """
+    from usermgr.application import commands
+
     if (delivery is None) == (not all_):
         raise InvalidInput("give a delivery ID or --all (see 'usermgr hooks list')")
-    dropped = ctx.obj.services().hooks.store.discard(delivery)
+    dropped = _handle(ctx, commands.DiscardDeliveries(delivery_id=delivery))
     if delivery is not None and not dropped:
         raise InvalidInput(f"no pending delivery {delivery} (see 'usermgr hooks list')")
     emit(f"discarded {dropped}")
@@ -159,20 +215,24 @@ db_app = typer.Typer(
 
 @db_app.command("check")
 def db_check(ctx: typer.Context) -> None:
-    """Check integrity, foreign keys and the schema version; exit 6 on a problem.
+    """Check integrity, the schema version and the audit chain; exit 6 on a problem.
 
     \b
     Example:
       usermgr db check
     """
-    from usermgr.infrastructure.sqlite import check
+    from usermgr.application import queries
 
-    settings = ctx.obj.settings()
-    report = check(settings.db_path, settings.busy_timeout)
-    emit(
-        f"ok: {report['path']}, schema version {report['schema_version']}, {report['users']} users,"
-        f" {report['events']} events, {report['pending_deliveries']} pending deliveries"
-    )
+    def render(report: Any) -> None:
+        s = report.storage
+        emit(
+            f"ok: {s.location}, schema version {s.schema_version}, {s.users} users,"
+            f" {s.events} events, {s.pending_deliveries} pending deliveries, audit chain head {report.chain.head}"
+        )
+        for note in s.notes:
+            emit(f"note: {note}")
+
+    _handle(ctx, queries.CheckStorage(), render)
 
 
 @db_app.command("backup")
@@ -188,11 +248,9 @@ def db_backup(
     Example:
       usermgr db backup /var/backups/usermgr-$(date +%F).db
     """
-    from usermgr.infrastructure.sqlite import backup
+    from usermgr.application import commands
 
-    settings = ctx.obj.settings()
-    backup(settings.db_path, path, settings.busy_timeout, force=force)
-    emit(f"backed up to {path}")
+    _handle(ctx, commands.BackupStorage(target=path, force=force), lambda _: emit(f"backed up to {shown(path)}"))
 
 
 @db_app.command("upgrade")
@@ -203,14 +261,66 @@ def db_upgrade(ctx: typer.Context) -> None:
     Example:
       usermgr db upgrade
     """
-    from usermgr.infrastructure.sqlite import upgrade
+    from usermgr.application import commands
 
-    settings = ctx.obj.settings()
-    before, after = upgrade(settings.db_path, settings.busy_timeout)
-    emit(f"schema version {after}" + (f" (upgraded from {before})" if before != after else ", up to date"))
+    def render(result: Any) -> None:
+        if result.created:
+            emit(f"created the database at schema version {result.after}")
+        elif result.before != result.after:
+            emit(f"schema version {result.after} (upgraded from {result.before})")
+        else:
+            emit(f"schema version {result.after}, up to date")
+
+    _handle(ctx, commands.UpgradeStorage(), render)
+
+
+def hashes(
+    ctx: typer.Context,
+    *,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 8 if a hash is weaker than bcrypt_rounds or malformed, or a user has none.")
+    ] = False,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
+) -> None:
+    """Report the health of stored password hashes, never showing one.
+
+    \b
+    Example:
+      usermgr hashes --check >/dev/null || usermgr hashes
+    """
+    from usermgr.application import queries
+
+    def render(r: Any) -> None:
+        if fmt is ReportFormat.json:
+            emit_json(
+                {
+                    "users": r.users,
+                    "no_password": r.no_password,
+                    "by_cost": {str(cost): n for cost, n in r.by_cost.items()},
+                    "weaker": r.weaker,
+                    "malformed": r.malformed,
+                    "weaker_users": r.weaker_users,
+                }
+            )
+            return
+        emit(f"users: {r.users}")
+        emit(f"no usable password: {r.no_password}")
+        for cost, n in r.by_cost.items():
+            emit(f"bcrypt cost {cost}: {n}")
+        emit(f"weaker than bcrypt_rounds ({r.rounds}): {r.weaker} (re-hashed at their next successful verify)")
+        emit(f"malformed: {r.malformed}")
+        for email in r.weaker_users:
+            emit(f"  weaker: {shown(email)}")
+
+    report = _handle(ctx, queries.HashHealth(), render)
+    if check and report.needs_attention:
+        raise WorkToDo(
+            f"{report.weaker} weaker, {report.malformed} malformed, {report.no_password} without a password"
+        )
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(events)
+    app.add_typer(events_app)
     app.add_typer(hooks_app)
     app.add_typer(db_app)
+    app.command()(hashes)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+from usermgr.application.queries import USER_FIELDS as FIELDS
+from usermgr.errors import OutputFailed
 
 if TYPE_CHECKING:
     from usermgr.application.queries import Page, UserView
 
-FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
 TABLE_COLUMNS = ("id", "email", "name", "role", "active", "created_at", "updated_at")
 
 
@@ -20,8 +23,27 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+@contextlib.contextmanager
+def output_errors() -> Iterator[None]:
+    """A write to stdout that fails (a full disk, a closed terminal) is one line and
+    exit 74; a reader that went away is left to the error boundary (exit 141)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputFailed(e.strerror or str(e)) from None
+
+
 def emit(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
+    with output_errors():
+        sys.stdout.write(line + "\n")
+
+
+def flush() -> None:
+    """Push out what was printed, so it is out before hooks run."""
+    with output_errors():
+        sys.stdout.flush()
 
 
 def emit_json(value: Any) -> None:
@@ -37,16 +59,16 @@ def _cell(value: Any) -> str:
 
 
 def _table_row(user: UserView, columns: Sequence[str] = FIELDS) -> list[str]:
-    return [_cell(user[column]) for column in columns]
+    return [_cell(getattr(user, column)) for column in columns]
 
 
 def render_user(user: UserView, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_json:
-        emit_json({**user, **(extra or {})})
+        emit_json({**user.as_dict(), **(extra or {})})
         return
     width = max(len(f) for f in FIELDS)
     for field in FIELDS:
-        emit(f"{field:<{width}}  {_cell(user[field])}")
+        emit(f"{field:<{width}}  {_cell(getattr(user, field))}")
 
 
 def render_page(page: Page, fmt: str) -> None:
@@ -63,12 +85,13 @@ def render_stream(users: Iterable[UserView], fmt: str, columns: Sequence[str] = 
     """jsonl or csv, one user at a time, whatever their number."""
     if fmt == "jsonl":
         for user in users:
-            emit_json(user)
+            emit_json(user.as_dict())
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        for user in users:
-            writer.writerow(_table_row(user, columns))
+        with output_errors():
+            writer.writerow(columns)
+            for user in users:
+                writer.writerow(_table_row(user, columns))
     else:
         raise ValueError(fmt)
 

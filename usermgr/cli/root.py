@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from usermgr import __version__
 from usermgr.cli.options import HELP_MARKUP
-from usermgr.errors import UsermgrError
+from usermgr.errors import HooksInterrupted, InvalidField, OutputFailed, UsermgrError
 
 
 class Runtime:
@@ -21,17 +21,45 @@ class Runtime:
     def __init__(self, db: str | None, config: str | None, debug: bool) -> None:
         self.debug = debug
         self._options = (db, config)
+        self._settings: Any = None
+        self._bus: Any = None
+        self.notices: list[str] = []
 
     def settings(self) -> Any:
         # Read the config only when a command runs, so `usermgr CMD --help` always works.
-        from usermgr.infrastructure import config
+        if self._settings is None:
+            from usermgr import bootstrap
 
-        return config.load(*self._options)
+            self._settings = bootstrap.load_settings(*self._options)
+        return self._settings
 
-    def services(self) -> Any:
-        from usermgr import bootstrap
+    def bus(self) -> Any:
+        if self._bus is None:
+            from usermgr import bootstrap
 
-        return bootstrap.build(self.settings())
+            self._bus = bootstrap.build(self.settings(), notice=self.notices.append)
+        return self._bus
+
+    def close(self) -> None:
+        if self._bus is not None:
+            self._bus.close()
+
+
+# The flag that sets each field a handler may call invalid.
+FLAGS = {
+    "page": "--page",
+    "per_page": "--per-page",
+    "since": "--since",
+    "limit": "--limit",
+    "type": "--type",
+    "head": "--head",
+}
+
+
+def _message(error: UsermgrError) -> str:
+    if isinstance(error, InvalidField) and error.field in FLAGS:
+        return f"invalid {FLAGS[error.field]}: {error.detail}"
+    return str(error)
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -59,29 +87,58 @@ class ErrorBoundary(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                result = super().invoke(ctx)
+                _flush_stdout()
+            finally:
+                runtime = ctx.obj if isinstance(ctx.obj, Runtime) else None
+                if runtime is not None:
+                    runtime.close()
+            for notice in runtime.notices if runtime else ():
+                sys.stderr.write(f"usermgr: {notice}\n")
+            return result
         except UsermgrError as e:
             for detail in e.details:
                 sys.stderr.write(f"{' '.join(detail.splitlines())}\n")
-            raise fail(str(e), e.exit_code) from None
+            raise fail(_message(e), e.exit_code) from None
+        except HooksInterrupted:
+            raise fail(
+                "interrupted while hooks ran; the change itself is committed"
+                " (unfinished deliveries stay pending: run 'usermgr hooks retry')",
+                130,
+            ) from None
         except KeyboardInterrupt:
             raise fail("interrupted; nothing more was changed", 130) from None
         except BrokenPipeError:
             # The reader went away (`usermgr export | head`): stop quietly with the
             # status a shell reports for a process ended by SIGPIPE.
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout must stay valid at exit
+            _silence_stdout()
             raise typer.Exit(141) from None
         except Exception as e:
-            if type(e).__module__.startswith("typer"):
+            if type(e).__module__.startswith(("typer", "click")):
                 raise
             runtime = ctx.obj if isinstance(ctx.obj, Runtime) else None
             if (runtime and runtime.debug) or os.environ.get("USERMGR_DEBUG") == "1":
                 import traceback
 
                 traceback.print_exc()
-            raise fail(
-                f"unexpected error ({type(e).__name__}); run with --debug for the traceback", 1
-            ) from None
+            raise fail(f"unexpected error ({type(e).__name__}); run with --debug for the traceback", 1) from None
+
+
+def _flush_stdout() -> None:
+    """Buffered output fails only when flushed: flush inside the boundary, not at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _silence_stdout()
+        raise OutputFailed(e.strerror or str(e)) from None
+
+
+def _silence_stdout() -> None:
+    # stdout must stay valid for the interpreter's own flush at exit.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
 app = typer.Typer(

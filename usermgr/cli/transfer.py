@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from usermgr.cli.output import FIELDS, emit, render_stream
-from usermgr.errors import InvalidInput
+from usermgr.cli.output import emit, flush, render_stream
+from usermgr.errors import InvalidInput, shown
 
 if TYPE_CHECKING:
     from usermgr.application.importing import Record
@@ -24,23 +24,17 @@ class FileFormat(str, enum.Enum):
     jsonl = "jsonl"
 
 
-def _read_csv(stream: IO[str]) -> list[Record]:
-    from usermgr.application.importing import COLUMNS, Record
+def _read_csv(stream: IO[str]) -> tuple[list[str], list[Record]]:
+    from usermgr.application.importing import Record
 
     reader = csv.DictReader(stream)
-    header = reader.fieldnames or []
-    unknown = [c for c in header if c not in COLUMNS]
-    if unknown:
-        raise InvalidInput(f"unknown column {unknown[0]!r}; known: {', '.join(COLUMNS)}")
-    missing = [c for c in ("email", "name") if c not in header]
-    if header and missing:
-        raise InvalidInput(f"missing column {missing[0]!r}")
+    header = list(reader.fieldnames or [])
     records = []
     for values in reader:
         wrong = None in values or None in values.values()
         error = f"{len(header)} fields expected, as in the header" if wrong else None
         records.append(Record(reader.line_num, values, error))
-    return records
+    return header, records
 
 
 def _read_jsonl(stream: IO[str]) -> list[Record]:
@@ -71,19 +65,23 @@ def _open(source: str) -> Iterator[IO[str]]:
         with open(source, encoding="utf-8-sig", newline="") as stream:
             yield stream
     except OSError as e:
-        raise InvalidInput(f"cannot read {source}: {e.strerror}") from None
+        raise InvalidInput(f"cannot read {shown(source)}: {e.strerror}") from None
 
 
-def read_records(source: str, fmt: FileFormat | None) -> list[Record]:
+def read_records(source: str, fmt: FileFormat | None) -> tuple[list[str] | None, list[Record]]:
+    """The file's records, and its header when it has one (CSV); the application checks both."""
     if fmt is None:
         fmt = FileFormat.jsonl if source.endswith((".jsonl", ".ndjson")) else FileFormat.csv
     try:
         with _open(source) as stream:
-            return _read_jsonl(stream) if fmt is FileFormat.jsonl else _read_csv(stream)
+            if fmt is FileFormat.jsonl:
+                return None, _read_jsonl(stream)
+            header, records = _read_csv(stream)
+            return (header if header else None), records
     except UnicodeDecodeError:
-        raise InvalidInput(f"cannot read {source}: it is not UTF-8 text") from None
+        raise InvalidInput(f"cannot read {shown(source)}: it is not UTF-8 text") from None
     except csv.Error as e:
-        raise InvalidInput(f"cannot read {source} as CSV: {e}") from None
+        raise InvalidInput(f"cannot read {shown(source)} as CSV: {e}") from None
 
 
 @contextmanager
@@ -125,15 +123,21 @@ def import_(
     Example:
       usermgr import users.csv --exists-ok
     """
-    from usermgr.application.importing import ImportUsers
+    from usermgr.application.importing import ImportSummary, ImportUsers
 
-    records = read_records(file, fmt)
+    header, records = read_records(file, fmt)
+
+    def render(summary: ImportSummary) -> None:
+        prefix = "dry run: would have " if summary.dry_run else ""
+        emit(f"{prefix}created {summary.created}, existed {summary.existed}")
+        flush()
+
     with _progress_bar() as progress:
-        summary = ctx.obj.services().handle(
-            ImportUsers(records=records, exists_ok=exists_ok, dry_run=dry_run), progress=progress
+        ctx.obj.bus().handle(
+            ImportUsers(records=records, header=header, exists_ok=exists_ok, dry_run=dry_run),
+            render=render,
+            progress=progress,
         )
-    prefix = "dry run: would have " if summary.dry_run else ""
-    emit(f"{prefix}created {summary.created}, existed {summary.existed}")
 
 
 def export(
@@ -153,9 +157,8 @@ def export(
     """
     from usermgr.application import queries
 
-    users = ctx.obj.services().handle(queries.ExportUsers(include_hashes=include_hashes))
-    columns = [*FIELDS, "password_hash"] if include_hashes else FIELDS
-    render_stream(users, fmt.value, columns)
+    users = ctx.obj.bus().handle(queries.ExportUsers(include_hashes=include_hashes))
+    render_stream(users, fmt.value, queries.EXPORT_FIELDS if include_hashes else queries.USER_FIELDS)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -15,13 +16,20 @@ from usermgr.cli.options import (
     PasswordStdin,
     UserArg,
 )
-from usermgr.cli.output import emit, render_page, render_stream, render_user
+from usermgr.cli.output import emit, flush, render_page, render_stream, render_user
 from usermgr.cli.passwords import stdin_is_terminal
 from usermgr.errors import InvalidInput
 
 
-def _run(ctx: typer.Context, message: object) -> object:
-    return ctx.obj.services().handle(message)
+def _run(ctx: typer.Context, message: object, render: Callable[[Any], None] | None = None) -> Any:
+    """Hand a message to its handler; `render` prints the result before any hook runs."""
+
+    def rendered(result: Any) -> None:
+        if render is not None:
+            render(result)
+            flush()
+
+    return ctx.obj.bus().handle(message, render=rendered)
 
 
 def create(
@@ -53,7 +61,20 @@ def create(
     password = passwords.resolve(
         stdin=password_stdin, file=password_file, generated=generate_password, none=no_password
     )
-    result = _run(
+    def render(result: Any) -> None:
+        show_password = password.generated and result.created
+        if as_json:
+            extra: dict[str, object] = {"created": result.created}
+            if show_password:
+                extra["password"] = password.value
+            render_user(result.user, as_json=True, extra=extra)
+            return
+        verb = "created" if result.created else "exists, unchanged:"
+        emit(f"{verb} {result.user.email} ({result.user.id})")
+        if show_password:
+            emit(f"password: {password.value}")
+
+    _run(
         ctx,
         commands.CreateUser(
             email=email,
@@ -63,18 +84,8 @@ def create(
             password=password.value,
             exists_ok=exists_ok,
         ),
+        render,
     )
-    show_password = password.generated and result.created
-    if as_json:
-        extra: dict[str, object] = {"created": result.created}
-        if show_password:
-            extra["password"] = password.value
-        render_user(result.user, as_json=True, extra=extra)
-        return
-    verb = "created" if result.created else "exists, unchanged:"
-    emit(f"{verb} {result.user['email']} ({result.user['id']})")
-    if show_password:
-        emit(f"password: {password.value}")
 
 
 def list_(
@@ -101,20 +112,16 @@ def list_(
 
     if active and inactive:
         raise InvalidInput("give --active or --inactive, not both")
-    active_filter = True if active else False if inactive else None
+    where = queries.UserFilter(search=search, active=True if active else False if inactive else None, role=role)
     if not all_:
-        query = queries.ListUsers(
-            search=search, active=active_filter, role=role, page=page, per_page=per_page
-        )
-        render_page(_run(ctx, query), fmt.value)
+        _run(ctx, queries.ListUsers(filter=where, page=page, per_page=per_page), lambda p: render_page(p, fmt.value))
         return
-    users = _run(ctx, queries.StreamUsers(search=search, active=active_filter, role=role))
+    users = _run(ctx, queries.StreamUsers(filter=where))
     if fmt in (ListFormat.jsonl, ListFormat.csv):
         render_stream(users, fmt.value)
         return
     items = list(users)
-    everything = queries.Page(items=items, total=len(items), page=1, per_page=max(len(items), 1))
-    render_page(everything, fmt.value)
+    render_page(queries.Page(items=items, total=len(items), page=1, per_page=max(len(items), 1)), fmt.value)
 
 
 def show(ctx: typer.Context, user: UserArg, *, as_json: JsonFlag = False) -> None:
@@ -126,7 +133,7 @@ def show(ctx: typer.Context, user: UserArg, *, as_json: JsonFlag = False) -> Non
     """
     from usermgr.application import queries
 
-    render_user(_run(ctx, queries.GetUser(ref=user)), as_json=as_json)
+    _run(ctx, queries.GetUser(ref=user), lambda view: render_user(view, as_json=as_json))
 
 
 def update(
@@ -145,7 +152,7 @@ def update(
     """
     from usermgr.application import commands
 
-    render_user(_run(ctx, commands.UpdateUser(ref=user, email=email, name=name)), as_json=as_json)
+    _run(ctx, commands.UpdateUser(ref=user, email=email, name=name), lambda view: render_user(view, as_json=as_json))
 
 
 def activate(ctx: typer.Context, user: UserArg) -> None:
@@ -157,8 +164,7 @@ def activate(ctx: typer.Context, user: UserArg) -> None:
     """
     from usermgr.application import commands
 
-    view = _run(ctx, commands.ActivateUser(ref=user))
-    emit(f"active: {view['email']}")
+    _run(ctx, commands.ActivateUser(ref=user), lambda view: emit(f"active: {view.email}"))
 
 
 def deactivate(ctx: typer.Context, user: UserArg) -> None:
@@ -170,8 +176,7 @@ def deactivate(ctx: typer.Context, user: UserArg) -> None:
     """
     from usermgr.application import commands
 
-    view = _run(ctx, commands.DeactivateUser(ref=user))
-    emit(f"inactive: {view['email']}")
+    _run(ctx, commands.DeactivateUser(ref=user), lambda view: emit(f"inactive: {view.email}"))
 
 
 def set_role(
@@ -187,8 +192,7 @@ def set_role(
     """
     from usermgr.application import commands
 
-    view = _run(ctx, commands.SetRole(ref=user, role=role))
-    emit(f"role {view['role']}: {view['email']}")
+    _run(ctx, commands.SetRole(ref=user, role=role), lambda view: emit(f"role {view.role}: {view.email}"))
 
 
 def passwd(
@@ -210,13 +214,16 @@ def passwd(
 
     password = passwords.resolve(stdin=password_stdin, file=password_file, generated=generate_password)
     assert password.value is not None
-    view = _run(ctx, commands.ChangePassword(ref=user, password=password.value))
-    if as_json:
-        render_user(view, as_json=True, extra={"password": password.value} if password.generated else None)
-        return
-    emit(f"password changed: {view['email']}")
-    if password.generated:
-        emit(f"password: {password.value}")
+
+    def render(view: Any) -> None:
+        if as_json:
+            render_user(view, as_json=True, extra={"password": password.value} if password.generated else None)
+            return
+        emit(f"password changed: {view.email}")
+        if password.generated:
+            emit(f"password: {password.value}")
+
+    _run(ctx, commands.ChangePassword(ref=user, password=password.value), render)
 
 
 def verify(
@@ -261,8 +268,7 @@ def delete(
             confirmed = False
         if not confirmed:
             raise InvalidInput("not confirmed; nothing was deleted")
-    view = _run(ctx, commands.DeleteUser(ref=user))
-    emit(f"deleted: {view['email']} ({view['id']})")
+    _run(ctx, commands.DeleteUser(ref=user), lambda view: emit(f"deleted: {view.email} ({view.id})"))
 
 
 def register(app: typer.Typer) -> None:

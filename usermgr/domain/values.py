@@ -7,9 +7,12 @@ import functools
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from usermgr.errors import InvalidInput
+from usermgr.errors import InvalidField, InvalidInput
+
+T = TypeVar("T")
 
 MAX_NAME_LENGTH = 200
 BCRYPT_MAX_BYTES = 72
@@ -137,13 +140,52 @@ def parse_since(text: str, now: datetime) -> datetime:
         try:
             return now - timedelta(seconds=int(text[:-1]) * unit)
         except (OverflowError, ValueError):  # ValueError: more digits than int() takes
-            raise InvalidInput(f"invalid --since {text!r}: too far back") from None
+            raise InvalidField("since", f"{text!r} is too far back") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(
-            f"invalid --since {text!r}: use an ISO 8601 date or time, or a duration like 30m, 12h, 7d"
+        raise InvalidField(
+            "since", f"{text!r}: use an ISO 8601 date or time, or a duration like 30m, 12h, 7d"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The input rules this deployment configured: emails, and passwords."""
+
+    min_password_length: int = 12
+    allow_internal_domains: bool = False
+
+    def email(self, raw: str) -> Email:
+        return Email.parse(raw, allow_internal=True) if self.allow_internal_domains else Email.parse(raw)
+
+    def check_password(self, password: str, email: Email) -> None:
+        PasswordPolicy(self.min_password_length).check(password, email)
+
+
+def find_user(
+    ref: str,
+    by_id: Callable[[str], T | None],
+    by_email_key: Callable[[str], T | None],
+    policy: Policy,
+    *,
+    exact: bool = False,
+) -> T | None:
+    """The one parser of a USER reference: an email (any case) or an id.
+
+    Most references give an address as stored, so its folded form is tried first and
+    only a miss pays for email_validator to normalise it; `exact` always normalises
+    (a login check, so that an unknown user costs what a known one does)."""
+    if "@" not in ref:
+        return by_id(ref.lower())
+    if exact:
+        return by_email_key(policy.email(ref).key)
+    fast = email_key(ref)
+    found = by_email_key(fast)
+    if found is not None:
+        return found
+    key = policy.email(ref).key
+    return by_email_key(key) if key != fast else None

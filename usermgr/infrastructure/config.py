@@ -10,26 +10,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from usermgr.application.ports import Hook
 from usermgr.domain.events import EVENT_TYPES
 from usermgr.errors import InvalidInput
+from usermgr.infrastructure.storage import Location, parse_location
 
 APP = "usermgr"
 MAX_HOOK_TIMEOUT = 86400
 
 
 @dataclass(frozen=True)
-class Hook:
-    on: str
-    command: tuple[str, ...]
-    timeout: float = 10.0
-
-
-@dataclass(frozen=True)
 class Settings:
-    db_path: Path
+    database: Location
     bcrypt_rounds: int = 12
     min_password_length: int = 12
     busy_timeout: float = 5.0
+    allow_internal_domains: bool = False
     hooks: tuple[Hook, ...] = field(default=())
 
 
@@ -69,22 +65,8 @@ def config_dir() -> Path:
     return Path(base) / APP
 
 
-def database_path(db: str | None) -> Path:
-    """A file path, or a `sqlite:///path` URL; default: usermgr.db in the data directory."""
-    if not db:
-        return data_dir() / "usermgr.db"
-    if "://" not in db:
-        return Path(db).expanduser()
-    scheme, _, rest = db.partition("://")
-    if scheme not in ("sqlite", "sqlite+pysqlite"):
-        raise InvalidInput(f"unsupported database URL {db!r}: only sqlite:///PATH is supported")
-    if not rest.startswith("/") or rest in ("/", "/:memory:"):
-        raise InvalidInput(f"database URL {db!r} names no file: use sqlite:///PATH")
-    return Path(rest[1:]).expanduser()
-
-
 def load(db: str | None, config: str | None) -> Settings:
-    path = database_path(db)
+    path = parse_location(db, default=lambda: data_dir() / "usermgr.db")
     if config:
         config_path = Path(config).expanduser()
         if not config_path.is_file():
@@ -92,8 +74,8 @@ def load(db: str | None, config: str | None) -> Settings:
     else:
         config_path = config_dir() / "config.toml"
         if not config_path.is_file():
-            return Settings(db_path=path)
-    return _parse(config_path, Settings(db_path=path))
+            return Settings(database=path)
+    return _parse(config_path, Settings(database=path))
 
 
 def _parse(path: Path, defaults: Settings) -> Settings:
@@ -178,4 +160,4 @@ def _hook(entry: Any, index: int, bad: Any) -> Hook:
     timeout = _number(timeout, f"{where}.timeout", bad)
     if not 0 < timeout <= MAX_HOOK_TIMEOUT:
         raise bad(f"{where}.timeout", f"must be more than 0 and at most {MAX_HOOK_TIMEOUT} seconds")
-    return Hook(on=on, command=tuple(command), timeout=timeout)
+    return Hook(f"{on} {' '.join(command)}", on, tuple(command), timeout)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 
+from usermgr.application.ports import HashInfo
 from usermgr.domain.values import BCRYPT_MAX_BYTES
+
+# $2a$ (htpasswd, older PHP), $2b$ (OpenBSD, Python) and $2y$ (PHP) hashes all verify.
+BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 
 
 class BcryptHasher:
@@ -35,11 +40,12 @@ class BcryptHasher:
         except ValueError:
             return False
 
-    def needs_rehash(self, password_hash: str) -> bool:
-        try:
-            return int(password_hash.split("$")[2]) != self.rounds
-        except (IndexError, ValueError):
-            return True
+    def inspect(self, password_hash: str) -> HashInfo:
+        match = BCRYPT_HASH.fullmatch(password_hash)
+        if match is None:
+            return HashInfo(well_formed=False)
+        cost = int(match.group(1))
+        return HashInfo(well_formed=4 <= cost <= 31, cost=cost)
 
     def hash_many(
         self, passwords: list[str], progress: Callable[[int, int], None] | None = None

@@ -1,0 +1,105 @@
+"""One connection to one engine, as the shared SQL code sees it.
+
+Statements are written once, with `?` placeholders; an engine whose driver wants
+another style rewrites them. Every driver error leaves as a UsermgrError."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+Row = tuple[Any, ...]
+MAX_INT = 2**63 - 1  # both engines' largest integer: bigger numbers in a query are clamped
+
+
+class Database(abc.ABC):
+    """A driver connection with the engine's policies: private files, the write lock,
+    the busy timeout, and errors translated into one line the user can act on."""
+
+    engine: str
+    location: str  # what messages call it: a path, or a URL without its password
+
+    @abc.abstractmethod
+    def _cursor(self) -> Any: ...
+
+    @abc.abstractmethod
+    def _sql(self, statement: str) -> str:
+        """A statement in the driver's placeholder style."""
+
+    @abc.abstractmethod
+    def translate(self, error: BaseException) -> Exception | None:
+        """The UsermgrError for a driver error, or None if it is not the driver's."""
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as e:
+            translated = self.translate(e)
+            if translated is None:
+                raise
+            raise translated from None
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        with self.errors():
+            cursor = self._cursor()
+            cursor.execute(self._sql(statement), tuple(params))
+            return cursor.rowcount
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.errors():
+            self._cursor().executemany(self._sql(statement), rows)
+
+    def rows(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self.errors():
+            cursor = self._cursor()
+            cursor.execute(self._sql(statement), tuple(params))
+            return cursor.fetchall()
+
+    def one(self, statement: str, params: Sequence[Any] = ()) -> Row | None:
+        found = self.rows(statement, params)
+        return found[0] if found else None
+
+    def stream(self, statement: str, params: Sequence[Any] = (), size: int = 2000) -> Iterator[Row]:
+        """Rows one batch at a time, in constant memory."""
+        with self.errors():
+            cursor = self._cursor()
+            cursor.execute(self._sql(statement), tuple(params))
+            while batch := cursor.fetchmany(size):
+                yield from batch
+
+    @abc.abstractmethod
+    def begin_write(self) -> None:
+        """Start a transaction holding the engine's single writer lock, waiting up to the busy timeout."""
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    def in_transaction(self) -> bool:
+        return False
+
+
+class Dialect:
+    """What the shared SQL needs to know of an engine, beyond placeholders."""
+
+    users_tiebreak = "rowid"  # orders users created at the same moment, in insertion order
+
+    @staticmethod
+    def contains(column: str) -> str:
+        """A condition: `column` holds the parameter as a plain substring (no wildcards)."""
+        return f"instr({column}, ?) > 0"
+
+    claim = (
+        "UPDATE deliveries SET claimed_until = ?"
+        " WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)"
+    )

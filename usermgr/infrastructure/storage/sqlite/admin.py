@@ -1,0 +1,124 @@
+"""Maintenance of a SQLite database: integrity check, online backup, explicit upgrade."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import stat
+from pathlib import Path
+
+from usermgr.application.ports import StorageReport, Upgrade
+from usermgr.errors import InvalidInput, StorageUnavailable, shown
+from usermgr.infrastructure.storage import schema
+from usermgr.infrastructure.storage.sqlite import connect
+from usermgr.infrastructure.storage.sqlite.errors import translate
+
+
+def check_backup_target(target: Path, force: bool) -> None:
+    """A backup goes to a new file, or replaces a regular file with --force; anything
+    else at that path (a directory, a device such as /dev/null, a FIFO) is left alone."""
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InvalidInput(f"cannot write {shown(target)}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InvalidInput(f"{shown(target)} is a directory: give the backup file's path")
+    if not stat.S_ISREG(mode):
+        raise InvalidInput(f"{shown(target)} is not a regular file; usermgr left it untouched")
+    if not force:
+        raise InvalidInput(f"{shown(target)} exists: add --force to replace it")
+
+
+def private_temporary(target: Path) -> Path:
+    """A new 0600 file beside `target`, to be renamed over it once complete."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as e:
+        raise InvalidInput(f"cannot write {shown(target)}: {e.strerror}") from None
+    return temporary
+
+
+class SqliteAdmin:
+    def __init__(self, path: Path, busy_timeout: float, context: schema.Context) -> None:
+        self._path = path
+        self._busy_timeout = busy_timeout
+        self._context = context
+
+    def _open(self) -> connect.SqliteDatabase:
+        db = connect.open_for_reading(self._path, self._busy_timeout, self._context)
+        if db is None:
+            raise StorageUnavailable(f"no usermgr database at {shown(self._path)}")
+        return db
+
+    def check(self) -> StorageReport:
+        db = self._open()
+        try:
+            integrity = [row[0] for row in db.rows("PRAGMA integrity_check")]
+            if integrity != ["ok"]:
+                raise StorageUnavailable(f"{shown(self._path)} is damaged: {'; '.join(integrity[:3])}")
+            orphans = db.rows("PRAGMA foreign_key_check")
+            if orphans:
+                raise StorageUnavailable(f"{shown(self._path)} has {len(orphans)} rows with a broken foreign key")
+
+            def count(table: str) -> int:
+                found = db.one(f"SELECT count(*) FROM {table}")
+                return found[0] if found else 0
+
+            version = db.one("PRAGMA user_version")
+            return StorageReport(
+                location=db.location,
+                schema_version=version[0] if version else 0,
+                users=count("users"),
+                events=count("events"),
+                pending_deliveries=count("deliveries"),
+            )
+        finally:
+            db.close()
+
+    def upgrade(self) -> Upgrade:
+        if not connect.check_path(self._path):
+            db = connect.open_for_writing(self._path, self._busy_timeout, self._context, create=True)
+            assert db is not None  # create=True always gives a database
+            db.close()
+            return Upgrade(before=0, after=schema.SCHEMA_VERSION, created=True)
+        db = connect.open_for_writing(self._path, self._busy_timeout, self._context, create=True, upgrade=False)
+        assert db is not None
+        try:
+            before = connect.migrate(db, self._context)
+        finally:
+            db.close()
+        return Upgrade(before=before, after=schema.SCHEMA_VERSION, created=before == 0)
+
+    def backup(self, target: Path, *, force: bool) -> None:
+        """A consistent online copy: into a private temporary file beside the target,
+        integrity-checked, then renamed into place."""
+        check_backup_target(target, force)
+        try:
+            same = target.exists() and os.path.samefile(target, self._path)
+        except OSError:
+            same = False
+        if same:
+            raise InvalidInput("the backup cannot replace the database itself")
+        source = self._open()
+        temporary = private_temporary(target)
+        try:
+            try:
+                copy = sqlite3.connect(temporary)
+                try:
+                    source.conn.backup(copy)
+                    copy.execute("PRAGMA journal_mode = DELETE")
+                    if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                        raise StorageUnavailable("the backup copy failed its integrity check")
+                finally:
+                    copy.close()
+            except sqlite3.Error as e:
+                raise translate(e, self._path) or e from None
+            os.replace(temporary, target)
+        finally:
+            source.close()
+            if temporary.exists():
+                temporary.unlink()

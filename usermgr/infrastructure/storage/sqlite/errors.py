@@ -1,0 +1,69 @@
+"""The sqlite3 driver behind the shared Database, and its errors in the user's words."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from usermgr.errors import EmailTaken, StorageUnavailable, UsermgrError, shown
+from usermgr.infrastructure.storage.sql import Database
+
+
+def translate(error: BaseException, path: Path) -> UsermgrError | None:
+    """One line for a driver error, chosen by SQLite's result code, never by its text."""
+    if not isinstance(error, sqlite3.Error):
+        return None
+    name = getattr(error, "sqlite_errorname", "") or ""
+    where = shown(path)
+    if name == "SQLITE_CONSTRAINT_UNIQUE":
+        return EmailTaken()  # users.email_key is the only UNIQUE a write can break
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StorageUnavailable(f"database {where} is busy: another process holds its lock; retry later")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return StorageUnavailable(f"{where} is not a readable usermgr database ({error})")
+    if name == "SQLITE_FULL":
+        return StorageUnavailable(f"database {where} cannot grow: the disk is full; nothing was changed")
+    if name.startswith("SQLITE_READONLY"):
+        return StorageUnavailable(f"database {where} is read-only here: {error}")
+    if name.startswith("SQLITE_CANTOPEN"):
+        return StorageUnavailable(f"cannot open database {where}: check the path and its permissions")
+    return StorageUnavailable(f"database {where} is unavailable: {error}")
+
+
+class SqliteDatabase(Database):
+    engine = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.location = shown(path)
+
+    def _cursor(self) -> Any:
+        return self.conn.cursor()
+
+    def _sql(self, statement: str) -> str:
+        return statement
+
+    def translate(self, error: BaseException) -> Exception | None:
+        return translate(error, self.path)
+
+    def begin_write(self) -> None:
+        # Take the write lock first, so that a read-check-write is atomic and waits
+        # for other writers up to the busy timeout (a deferred BEGIN would fail at
+        # once with SQLITE_BUSY_SNAPSHOT in WAL mode).
+        self.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
