@@ -104,10 +104,17 @@ class PasswordPolicy:
     def check(self, password: str, email: Email) -> None:
         if len(password) < self.min_length:
             raise InvalidInput(f"password too short: use at least {self.min_length} characters")
-        if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
+        try:
+            size = len(password.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate, from a JSON \ud800 escape
+            raise InvalidInput("password is not valid text: it holds a lone surrogate") from None
+        if size > BCRYPT_MAX_BYTES:
             raise InvalidInput(
                 f"password too long: at most {BCRYPT_MAX_BYTES} bytes in UTF-8 (bcrypt's limit)"
             )
+        if "\x00" in password:
+            # bcrypt stops at a NUL byte: "a\0b" would verify as "a", so refuse it.
+            raise InvalidInput("password must not contain a NUL character")
         folded = password.casefold()
         if folded in (email.normalized.casefold(), email.local_part.casefold()):
             raise InvalidInput("password must not be the email or its local part")
