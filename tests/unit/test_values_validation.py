@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import unicodedata
 from collections.abc import Callable
 
 import bcrypt
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from usermgr.domain.values import Email, PasswordPolicy
+from usermgr.domain.values import MAX_NAME_LENGTH, Email, PasswordPolicy, parse_name
 from usermgr.errors import InvalidInput
 from usermgr.infrastructure.hashing import BcryptHasher
 
@@ -116,3 +117,100 @@ class TestNulInPasswords:
         with pytest.raises(InvalidInput, match="surrogate"):
             PasswordPolicy().check(password, EMAIL)
         assert HASHER.verify(password, HASHER.hash("correct horse")) is False
+
+
+# --- Names with nothing visible ----------------------------------------------------
+
+FORMAT_CHARACTERS = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e"]
+BLANK_GLYPHS = ["\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"]
+COMBINING_MARKS = ["\u0301", "\u0308", "\u20dd", "\ufe0f", "\u0942"]
+
+visible_chars = st.characters(categories=["L", "N", "P", "S"]).filter(lambda ch: ch not in BLANK_GLYPHS)
+# Characters that draw nothing by themselves and are allowed inside a name.
+invisible_chars = st.one_of(
+    st.sampled_from(FORMAT_CHARACTERS + BLANK_GLYPHS + COMBINING_MARKS),
+    st.characters(categories=["Mn", "Me", "Co", "Cn"]),
+)
+# Valid names: a visible first character, then anything allowed (marks, joiners, inner
+# spaces included), then a visible character or a combining mark at the end.
+inner_chars = st.one_of(visible_chars, invisible_chars, st.sampled_from([" ", "\u3000", "\u00a0"]))
+valid_names = st.builds(
+    lambda first, middle, last: first + middle + last,
+    visible_chars,
+    st.text(alphabet=inner_chars, max_size=MAX_NAME_LENGTH - 2),
+    st.one_of(visible_chars, st.characters(categories=["Mn", "Mc"])),
+)
+
+
+class TestInvisibleNames:
+    @pytest.mark.parametrize(
+        "name",
+        ["\u200b", "\u200b" * 5, "\ufeff", "\u2060\u200d", "\u3164", "\u2800\u2800", "\u0301", "\ue000", "\u115f\u1160"],
+    )
+    def test_a_name_with_no_visible_character_is_refused(self, name: str) -> None:
+        with pytest.raises(InvalidInput, match="no visible character") as caught:
+            parse_name(name)
+        assert caught.value.exit_code == 2
+
+    @pytest.mark.parametrize(
+        "name", ["\ufeffAda", "\u200bAda", "Ada\u200b", "Ada\u2060", "Ada\ufeff", "\u3164Ada", "Ada\u00ad", "\ue000Ada", "Ada\U000e007f"]
+    )
+    def test_a_name_that_starts_or_ends_with_an_invisible_character_is_refused(self, name: str) -> None:
+        with pytest.raises(InvalidInput, match="U\\+[0-9A-F]{4,5}, which is not a visible character"):
+            parse_name(name)
+
+    def test_a_name_that_starts_with_a_combining_mark_is_refused(self) -> None:
+        with pytest.raises(InvalidInput, match="combining mark U\\+0301"):
+            parse_name("\u0301Ada")
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # a family emoji: ZWJ sequence
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian with a ZWNJ
+            "Jose\u0301",  # NFD: ends with a combining acute
+            "\u0930\u093e\u091c\u0942",  # Devanagari: ends with a vowel sign
+            "\u2764\ufe0f",  # ends with a variation selector
+            "Ada\u200bLovelace",
+            "Ada\u2060Lovelace",
+            "Ada \u200d Lovelace",
+        ],
+    )
+    def test_format_characters_and_marks_inside_a_name_stay_allowed(self, name: str) -> None:
+        assert parse_name(name) == name
+
+    def test_a_lone_surrogate_is_refused_not_a_crash(self) -> None:
+        with pytest.raises(InvalidInput, match="surrogate"):
+            parse_name("Ada\ud800")
+
+    @given(st.text(alphabet=st.one_of(invisible_chars, st.sampled_from(["\u200b", " "])), min_size=1, max_size=20))
+    def test_any_name_made_only_of_invisible_characters_is_refused(self, name: str) -> None:
+        with pytest.raises(InvalidInput):
+            parse_name(name)
+
+    @given(name=valid_names, edge=st.one_of(st.sampled_from(FORMAT_CHARACTERS + BLANK_GLYPHS), st.characters(categories=["Cf", "Co", "Cn"])))
+    def test_any_name_with_an_invisible_character_at_either_end_is_refused(self, name: str, edge: str) -> None:
+        for padded in (edge + name, name + edge):
+            if len(padded) <= MAX_NAME_LENGTH:
+                with pytest.raises(InvalidInput):
+                    parse_name(padded)
+
+    @given(name=valid_names, mark=st.characters(categories=["Mn", "Mc", "Me"]))
+    def test_any_name_starting_with_a_combining_mark_is_refused(self, name: str, mark: str) -> None:
+        if len(name) < MAX_NAME_LENGTH:
+            with pytest.raises(InvalidInput, match="combining mark"):
+                parse_name(mark + name)
+
+    @given(valid_names)
+    def test_any_name_with_a_visible_character_at_its_start_is_accepted_unchanged(self, name: str) -> None:
+        assert parse_name(name) == name
+
+    @given(st.text(max_size=MAX_NAME_LENGTH))
+    def test_every_accepted_name_shows_a_visible_character_first(self, name: str) -> None:
+        try:
+            assert parse_name(name) == name
+        except InvalidInput:
+            return
+        first, last = unicodedata.category(name[0]), unicodedata.category(name[-1])
+        assert first[0] in "LNPS" and name[0] not in BLANK_GLYPHS, ascii(name)
+        assert last[0] in "LNPSM" and name[-1] not in BLANK_GLYPHS, ascii(name)

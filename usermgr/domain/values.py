@@ -82,6 +82,24 @@ def email_key(address: str) -> str:
     return unicodedata.normalize("NFC", f"{local.casefold()}@{domain.lower()}")
 
 
+# A name must show something: at least one visible character, which here means a
+# letter, digit, punctuation mark or symbol (categories L, N, P, S) other than the few
+# of those that draw nothing (these blank glyphs: the Hangul fillers, which Unicode
+# makes default-ignorable, and the blank Braille pattern). Not visible: spaces (Z),
+# controls, format characters such as U+200B and U+FEFF, private-use and unassigned
+# code points (C), and combining marks (M), which only decorate the character before
+# them. Format characters and marks stay allowed inside a name (ZWJ joins emoji, ZWNJ
+# is part of Persian spelling), but a name starts with a visible character and ends
+# with one or with a mark (marks end many names: NFD accents, Indic vowel signs, the
+# emoji variation selector). A leading mark would attach to whatever is printed
+# before the name.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _is_visible(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LNPS" and ch not in _BLANK_GLYPHS
+
+
 def parse_name(raw: str) -> str:
     if not raw:
         raise InvalidInput("invalid name: it is empty")
@@ -90,10 +108,23 @@ def parse_name(raw: str) -> str:
     if raw != raw.strip():
         raise InvalidInput("invalid name: leading or trailing space")
     for ch in raw:
-        if ch in _BIDI_FORMAT or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+        category = unicodedata.category(ch)
+        if ch in _BIDI_FORMAT or category in ("Cc", "Zl", "Zp"):
             raise InvalidInput(
                 f"invalid name: control or bidi character U+{ord(ch):04X} is not allowed"
             )
+        if category == "Cs":
+            # A JSON \ud800 escape makes one; it can be neither stored nor printed.
+            raise InvalidInput(f"invalid name: U+{ord(ch):04X} is a lone surrogate, not a character")
+    if not any(_is_visible(ch) for ch in raw):
+        raise InvalidInput("invalid name: it has no visible character")
+    first, last = raw[0], raw[-1]
+    if unicodedata.category(first).startswith("M"):
+        raise InvalidInput(f"invalid name: starts with the combining mark U+{ord(first):04X}")
+    if not _is_visible(first):
+        raise InvalidInput(f"invalid name: starts with U+{ord(first):04X}, which is not a visible character")
+    if not (_is_visible(last) or unicodedata.category(last).startswith("M")):
+        raise InvalidInput(f"invalid name: ends with U+{ord(last):04X}, which is not a visible character")
     return raw
 
 
