@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable
 
 import bcrypt
+import email_validator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -214,3 +215,83 @@ class TestInvisibleNames:
         first, last = unicodedata.category(name[0]), unicodedata.category(name[-1])
         assert first[0] in "LNPS" and name[0] not in BLANK_GLYPHS, ascii(name)
         assert last[0] in "LNPSM" and name[-1] not in BLANK_GLYPHS, ascii(name)
+
+
+# --- Internal email domains ----------------------------------------------------------
+
+INTERNAL = [
+    "admin@corp.local",
+    "admin@host.test",
+    "admin@test",
+    "admin@intranet",
+    "admin@server01",
+    "admin@localhost",
+    "admin@build.localhost",
+    "admin@x.internal",
+    "admin@hidden.onion",
+    "admin@mail.home.arpa",
+    "admin@example.invalid",
+    "admin@münchen",
+]
+
+
+class TestInternalDomains:
+    @pytest.mark.parametrize("raw", [a for a in INTERNAL if a != "admin@x.internal"])
+    def test_special_use_and_single_label_domains_are_refused_by_default(self, raw: str) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            Email.parse(raw)
+        assert caught.value.exit_code == 2
+
+    @pytest.mark.parametrize("raw", INTERNAL)
+    def test_allow_internal_accepts_them(self, raw: str) -> None:
+        assert Email.parse(raw, allow_internal=True).normalized == raw
+
+    def test_an_internal_address_is_normalised_like_any_other(self) -> None:
+        email = Email.parse("Admin@CORP.Local", allow_internal=True)
+        assert email.normalized == "Admin@corp.local"
+        assert email.key == "admin@corp.local"
+        assert Email.parse("admin@xn--mnchen-3ya", allow_internal=True) == Email.parse("admin@münchen", allow_internal=True)
+
+    @pytest.mark.parametrize(
+        "raw",
+        ["admin@10.0.0.1", "admin@127.0.0.1", "admin@1234", "admin@", "@corp.local", "admin@corp..local",
+         "admin@-corp.local", "admin@corp_x.local", " admin@corp.local", "admin@corp.local\n", "a" * 65 + "@corp.local"],
+    )
+    def test_allow_internal_still_refuses_what_is_no_address(self, raw: str) -> None:
+        with pytest.raises(InvalidInput, match="invalid email"):
+            Email.parse(raw, allow_internal=True)
+
+    def test_the_library_list_is_restored_after_each_call_even_a_failing_one(self) -> None:
+        before = list(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+        Email.parse("admin@corp.local", allow_internal=True)
+        with pytest.raises(InvalidInput):
+            Email.parse("not an address", allow_internal=True)
+        assert email_validator.SPECIAL_USE_DOMAIN_NAMES == before
+        assert "local" in before
+        with pytest.raises(InvalidInput, match="special-use"):
+            Email.parse("admin@corp.local")
+
+    @given(
+        local=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.-_+", min_size=1, max_size=20),
+        domain=st.sampled_from(["example.com", "Example.ORG", "münchen.de", "xn--mnchen-3ya.de", "a.b.c.example.net"]),
+    )
+    def test_allow_internal_accepts_every_ordinary_address_and_normalises_it_the_same(self, local: str, domain: str) -> None:
+        raw = f"{local}@{domain}"
+        try:
+            plain = Email.parse(raw)
+        except InvalidInput:
+            with pytest.raises(InvalidInput):
+                Email.parse(raw, allow_internal=True)
+            return
+        assert Email.parse(raw, allow_internal=True) == plain
+
+    @given(
+        label=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20).filter(
+            # IDNA reserves "--" in the third and fourth places (as in xn--).
+            lambda s: s[0] != "-" and s[-1] != "-" and s[2:4] != "--" and not s.isdigit()
+        ),
+        suffix=st.sampled_from(["", ".local", ".test", ".localhost", ".internal", ".home.arpa", ".onion"]),
+    )
+    def test_allow_internal_accepts_any_hostname_label_on_any_internal_suffix(self, label: str, suffix: str) -> None:
+        raw = f"admin@{label}{suffix}"
+        assert Email.parse(raw, allow_internal=True).normalized == raw

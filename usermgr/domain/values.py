@@ -41,10 +41,15 @@ class Email:
     normalized: str
 
     @classmethod
-    def parse(cls, raw: str) -> Email:
+    def parse(cls, raw: str, *, allow_internal: bool = False) -> Email:
+        """`allow_internal` also accepts special-use and internal domains (corp.local,
+        host.test) and a single label (admin@intranet), for a company's own mail."""
         validate_email, not_valid = _email_validator()
         try:
-            result = validate_email(raw, check_deliverability=False, strict=True)
+            if allow_internal:
+                result = _validate_internal(raw, validate_email)
+            else:
+                result = validate_email(raw, check_deliverability=False, strict=True)
         except not_valid as e:
             raise InvalidInput(f"invalid email {raw!r}: {e}") from None
         return cls(result.normalized)
@@ -67,6 +72,33 @@ def _email_validator() -> tuple[Any, type[Exception]]:
     from email_validator import EmailNotValidError, validate_email
 
     return validate_email, EmailNotValidError
+
+
+def _validate_internal(raw: str, validate_email: Any) -> Any:
+    import email_validator
+
+    # email-validator has no argument that lifts its special-use list (.local, .test,
+    # .localhost, .onion, .invalid, .arpa): its documented way is to edit the
+    # module-level SPECIAL_USE_DOMAIN_NAMES, which it reads on every call. Empty it
+    # for this one call only and put it back whatever happens, so every other parse
+    # keeps the library's rules (usermgr parses emails on one thread only, so no other
+    # call can run while the list is empty). globally_deliverable=False is the
+    # library's own switch for a domain without a dot (a single label).
+    saved = email_validator.SPECIAL_USE_DOMAIN_NAMES
+    email_validator.SPECIAL_USE_DOMAIN_NAMES = []
+    try:
+        result = validate_email(
+            raw, check_deliverability=False, strict=True, globally_deliverable=False
+        )
+    finally:
+        email_validator.SPECIAL_USE_DOMAIN_NAMES = saved
+    # globally_deliverable=False also drops the check that the last label holds a
+    # letter: keep refusing "admin@10.0.0.1", an IP address that is no domain name.
+    if result.ascii_domain.rpartition(".")[2].isdigit():
+        raise InvalidInput(
+            f"invalid email {raw!r}: the part after the @-sign is an IP address, not a domain name"
+        )
+    return result
 
 
 def text_key(text: str) -> str:
