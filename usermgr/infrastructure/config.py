@@ -15,6 +15,9 @@ from usermgr.errors import InvalidInput
 
 APP = "usermgr"
 MAX_HOOK_TIMEOUT = 86400
+# SQLite takes its busy timeout in whole milliseconds in a C int: past about 24 days
+# it overflows and is not honoured. An hour is already far longer than any writer.
+MAX_BUSY_TIMEOUT = 3600
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Settings:
     bcrypt_rounds: int = 12
     min_password_length: int = 12
     busy_timeout: float = 5.0
+    allow_internal_domains: bool = False
     hooks: tuple[Hook, ...] = field(default=())
 
 
@@ -108,7 +112,7 @@ def _parse(path: Path, defaults: Settings) -> Settings:
         raise InvalidInput(f"config {path}: cannot read: {e.strerror}") from None
 
     values: dict[str, Any] = {}
-    known = {"security", "database", "hooks"}
+    known = {"security", "database", "email", "hooks"}
     for key in raw:
         if key not in known:
             raise bad(key, "unknown key")
@@ -125,9 +129,21 @@ def _parse(path: Path, defaults: Settings) -> Settings:
     database = _table(raw, "database", bad)
     for key, value in database.items():
         if key == "busy_timeout":
-            values["busy_timeout"] = _number(value, f"database.{key}", bad)
+            seconds = _number(value, f"database.{key}", bad)
+            if seconds > MAX_BUSY_TIMEOUT:
+                raise bad(f"database.{key}", f"must be at most {MAX_BUSY_TIMEOUT} seconds, not {value!r}")
+            values["busy_timeout"] = seconds
         else:
             raise bad(f"database.{key}", "unknown key")
+
+    email = _table(raw, "email", bad)
+    for key, value in email.items():
+        if key == "allow_internal_domains":
+            if not isinstance(value, bool):
+                raise bad(f"email.{key}", f"must be true or false, not {value!r}")
+            values["allow_internal_domains"] = value
+        else:
+            raise bad(f"email.{key}", "unknown key")
 
     hooks = raw.get("hooks", [])
     if not isinstance(hooks, list):
@@ -174,6 +190,8 @@ def _hook(entry: Any, index: int, bad: Any) -> Hook:
         or not all(isinstance(part, str) and part for part in command)
     ):
         raise bad(f"{where}.command", "must be a non-empty list of strings (the program and its arguments)")
+    if any("\x00" in part for part in command):
+        raise bad(f"{where}.command", "must not contain a NUL character")
     timeout = entry.get("timeout", 10)
     timeout = _number(timeout, f"{where}.timeout", bad)
     if not 0 < timeout <= MAX_HOOK_TIMEOUT:
