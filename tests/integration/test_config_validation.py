@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import invoke_app
 from usermgr.errors import InvalidInput
-from usermgr.infrastructure.config import load
+from usermgr.infrastructure.config import Hook, load
 
 
 def rejected(config_path: Path, text: str) -> str:
@@ -89,3 +90,83 @@ def test_a_hook_command_with_a_nul_character_exits_2_naming_it(config_path: Path
     ok = '[[hooks]]\non = "*"\ncommand = ["/bin/true"]\n\n'
     message = rejected(config_path, ok + f'[[hooks]]\non = "UserCreated"\ncommand = {command}\n')
     assert "hooks[2].command" in message and "NUL" in message
+
+
+def test_a_hook_is_named_after_its_event_and_command_by_default(config_path: Path) -> None:
+    config_path.write_text(
+        '[[hooks]]\non = "UserCreated"\ncommand = ["/usr/local/bin/send-welcome", "--quiet"]\n\n'
+        '[[hooks]]\non = "UserDeleted"\ncommand = ["/usr/local/bin/send-welcome", "--quiet"]\n\n'
+        '[[hooks]]\nname = "audit"\non = "*"\ncommand = ["/opt/audit/forward"]\ntimeout = 2.5\n'
+    )
+    assert load(None, str(config_path)).hooks == (
+        Hook("UserCreated /usr/local/bin/send-welcome --quiet", "UserCreated", ("/usr/local/bin/send-welcome", "--quiet")),
+        Hook("UserDeleted /usr/local/bin/send-welcome --quiet", "UserDeleted", ("/usr/local/bin/send-welcome", "--quiet")),
+        Hook("audit", "*", ("/opt/audit/forward",), 2.5),
+    )
+
+
+def test_two_hooks_with_one_name_exit_2_naming_both_entries(config_path: Path) -> None:
+    message = rejected(
+        config_path,
+        '[[hooks]]\nname = "welcome"\non = "UserCreated"\ncommand = ["/bin/true"]\n\n'
+        '[[hooks]]\non = "UserCreated"\ncommand = ["/bin/true"]\n\n'
+        '[[hooks]]\nname = "welcome"\non = "UserDeleted"\ncommand = ["/bin/false"]\n',
+    )
+    assert message.endswith('hooks[3].name: "welcome" is also the name of hooks[1]')
+
+
+def test_two_identical_unnamed_hooks_exit_2_asking_for_a_name(config_path: Path) -> None:
+    hook = '[[hooks]]\non = "UserCreated"\ncommand = ["/bin/true"]\n\n'
+    message = rejected(config_path, hook + hook)
+    assert 'hooks[2]: "UserCreated /bin/true"' in message
+    assert "is also the name of hooks[1]" in message and "give it a name" in message
+
+
+def test_a_name_may_take_the_default_name_of_another_hook_only_once(config_path: Path) -> None:
+    message = rejected(
+        config_path,
+        '[[hooks]]\non = "UserCreated"\ncommand = ["/bin/true"]\n\n'
+        '[[hooks]]\nname = "UserCreated /bin/true"\non = "*"\ncommand = ["/bin/false"]\n',
+    )
+    assert 'hooks[2].name: "UserCreated /bin/true" is also the name of hooks[1]' in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['""', "1", "true", '["welcome"]', '"wel\\u0000come"', '"wel\\tcome"', '"wel\\ncome"', '"wel\\u001bcome"',
+     '"wel\\u200bcome"', '" welcome"', '"welcome "', f'"{"x" * 201}"'],
+)
+def test_a_bad_hook_name_exits_2_naming_it(config_path: Path, name: str) -> None:
+    message = rejected(config_path, f'[[hooks]]\nname = {name}\non = "*"\ncommand = ["/bin/true"]\n')
+    assert "hooks[1].name" in message and "printable" in message
+
+
+@pytest.mark.parametrize("name", ["w", "welcome mail", "Willkommen-Bestätigung", "x" * 200, "[bold]x[/]"])
+def test_a_good_hook_name_is_kept_as_written(config_path: Path, name: str) -> None:
+    config_path.write_text(f'[[hooks]]\nname = {json.dumps(name, ensure_ascii=False)}\non = "*"\ncommand = ["/bin/true"]\n')
+    [hook] = load(None, str(config_path)).hooks
+    assert hook.name == name
+
+
+def test_an_unnamed_hook_whose_default_name_is_unusable_is_asked_for_a_name(config_path: Path) -> None:
+    message = rejected(config_path, f'[[hooks]]\non = "*"\ncommand = ["/bin/echo", "{"x" * 200}"]\n')
+    assert "hooks[1]:" in message and "give it a name" in message
+    config_path.write_text(f'[[hooks]]\nname = "long"\non = "*"\ncommand = ["/bin/echo", "{"x" * 200}"]\n')
+    assert load(None, str(config_path)).hooks[0].name == "long"
+
+
+@given(
+    names=st.lists(
+        st.text(alphabet=st.characters(categories=["L", "N", "P", "S"]), min_size=1, max_size=20), min_size=1, max_size=6
+    )
+)
+def test_names_load_exactly_when_they_are_unique(names: list[str]) -> None:
+    text = "".join(f'[[hooks]]\nname = {json.dumps(n, ensure_ascii=False)}\non = "*"\ncommand = ["/bin/true"]\n\n' for n in names)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.toml"
+        path.write_text(text)
+        if len(set(names)) == len(names):
+            assert [h.name for h in load(None, str(path)).hooks] == names
+        else:
+            with pytest.raises(InvalidInput, match=r"hooks\[\d+\]\.name: .* is also the name of hooks\[\d+\]"):
+                load(None, str(path))

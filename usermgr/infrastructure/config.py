@@ -18,10 +18,12 @@ MAX_HOOK_TIMEOUT = 86400
 # SQLite takes its busy timeout in whole milliseconds in a C int: past about 24 days
 # it overflows and is not honoured. An hour is already far longer than any writer.
 MAX_BUSY_TIMEOUT = 3600
+MAX_HOOK_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True)
 class Hook:
+    name: str
     on: str
     command: tuple[str, ...]
     timeout: float = 10.0
@@ -149,6 +151,7 @@ def _parse(path: Path, defaults: Settings) -> Settings:
     if not isinstance(hooks, list):
         raise bad("hooks", "must be an array of tables: write [[hooks]]")
     values["hooks"] = tuple(_hook(entry, i, bad) for i, entry in enumerate(hooks, 1))
+    _check_unique_names(values["hooks"], hooks, bad)
     return Settings(**{**defaults.__dict__, **values})
 
 
@@ -177,7 +180,7 @@ def _hook(entry: Any, index: int, bad: Any) -> Hook:
     if not isinstance(entry, dict):
         raise bad(where, "must be a table")
     for key in entry:
-        if key not in ("on", "command", "timeout"):
+        if key not in ("name", "on", "command", "timeout"):
             raise bad(f"{where}.{key}", "unknown key")
     on = entry.get("on")
     if on != "*" and on not in EVENT_TYPES:
@@ -196,4 +199,32 @@ def _hook(entry: Any, index: int, bad: Any) -> Hook:
     timeout = _number(timeout, f"{where}.timeout", bad)
     if not 0 < timeout <= MAX_HOOK_TIMEOUT:
         raise bad(f"{where}.timeout", f"must be more than 0 and at most {MAX_HOOK_TIMEOUT} seconds")
-    return Hook(on=on, command=tuple(command), timeout=timeout)
+    # A delivery names its hook, and a retry runs the hook of that name: by default the
+    # event type and the command, so one command on two event types is two hooks.
+    name = entry.get("name", " ".join([on, *command]))
+    if (
+        not isinstance(name, str)
+        or not name
+        or not name.isprintable()
+        or name != name.strip()
+        or len(name) > MAX_HOOK_NAME_LENGTH
+    ):
+        rule = (
+            f"1 to {MAX_HOOK_NAME_LENGTH} printable characters, no leading or trailing space"
+        )
+        if "name" in entry:
+            raise bad(f"{where}.name", f"must be {rule}, not {name!r}")
+        raise bad(where, f"its default name (on and command) is not {rule}: give it a name")
+    return Hook(name=name, on=on, command=tuple(command), timeout=timeout)
+
+
+def _check_unique_names(hooks: tuple[Hook, ...], entries: list[Any], bad: Any) -> None:
+    first: dict[str, int] = {}
+    for index, hook in enumerate(hooks, 1):
+        if hook.name in first:
+            if "name" in entries[index - 1]:
+                where, how = f"hooks[{index}].name", ""
+            else:
+                where, how = f"hooks[{index}]", " (its default name): give it a name"
+            raise bad(where, f'"{hook.name}" is also the name of hooks[{first[hook.name]}]{how}')
+        first[hook.name] = index
