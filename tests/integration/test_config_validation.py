@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tests.conftest import invoke_app
+from tests.conftest import USERMGR, invoke_app
 from usermgr.errors import InvalidInput
 from usermgr.infrastructure.config import Hook, load
 
@@ -170,3 +174,79 @@ def test_names_load_exactly_when_they_are_unique(names: list[str]) -> None:
         else:
             with pytest.raises(InvalidInput, match=r"hooks\[\d+\]\.name: .* is also the name of hooks\[\d+\]"):
                 load(None, str(path))
+
+
+# --- --config that is not a regular file ---------------------------------------------
+
+
+def test_config_dev_null_means_no_settings(runner: CliRunner, db_path: Path) -> None:
+    settings = load(str(db_path), os.devnull)
+    assert (settings.bcrypt_rounds, settings.busy_timeout, settings.hooks) == (12, 5.0, ())
+    result = invoke_app(runner, "--config", os.devnull, "list", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["total"] == 0
+
+
+def test_config_from_a_fifo_is_read(tmp_path: Path, db_path: Path) -> None:
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("w") as f:
+            f.write("[security]\nbcrypt_rounds = 5\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert load(str(db_path), str(fifo)).bcrypt_rounds == 5
+    finally:
+        writer.join(timeout=10)
+
+
+def test_config_from_process_substitution_is_read_by_the_installed_command(tmp_path: Path) -> None:
+    config = '<(printf "[security]\\nbcrypt_rounds = 5\\n")'
+    script = (
+        f'"{USERMGR}" --config {config} create ada@example.com --name Ada --generate-password >/dev/null'
+        f' && "{USERMGR}" --config {config} export --format jsonl --include-hashes'
+    )
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["password_hash"].startswith("$2b$05$")
+
+
+def test_config_that_is_a_directory_says_so(runner: CliRunner, tmp_path: Path, db_path: Path) -> None:
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    result = invoke_app(runner, "--config", str(folder), "list")
+    assert result.exit_code == 2
+    assert result.stderr == f"usermgr: config file {folder} is a directory\n"
+    assert not db_path.exists()
+
+
+def test_config_that_is_missing_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    result = invoke_app(runner, "--config", str(missing), "list")
+    assert result.exit_code == 2
+    assert result.stderr == f"usermgr: config file {missing} does not exist\n"
+
+
+def test_config_that_is_endless_is_refused_not_read_forever(runner: CliRunner) -> None:
+    result = invoke_app(runner, "--config", "/dev/zero", "list")
+    assert result.exit_code == 2
+    assert result.stderr == "usermgr: config /dev/zero: larger than 1 MiB\n"
+
+
+def test_config_that_cannot_be_read_says_permission_denied(tmp_path: Path) -> None:
+    config = tmp_path / "private.toml"
+    config.write_text("[security]\nbcrypt_rounds = 4\n")
+    config.chmod(0)
+    env = {**os.environ, "USERMGR_CONFIG": str(config)}
+    command = [USERMGR, "list"]
+    if os.geteuid() == 0:  # root reads any file: run without the capabilities that allow it
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("no setpriv to run as root without CAP_DAC_OVERRIDE")
+        command = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *command]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"usermgr: config {config}: cannot read: Permission denied\n"

@@ -19,6 +19,8 @@ MAX_HOOK_TIMEOUT = 86400
 # it overflows and is not honoured. An hour is already far longer than any writer.
 MAX_BUSY_TIMEOUT = 3600
 MAX_HOOK_NAME_LENGTH = 200
+# A config file is a few lines; a bound keeps `--config /dev/zero` from reading forever.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,6 @@ def load(db: str | None, config: str | None) -> Settings:
     path = database_path(db)
     if config:
         config_path = Path(config).expanduser()
-        if not config_path.is_file():
-            raise InvalidInput(f"config file {config_path} does not exist")
     else:
         config_path = config_dir() / "config.toml"
         if not config_path.is_file():
@@ -107,11 +107,9 @@ def _parse(path: Path, defaults: Settings) -> Settings:
         return InvalidInput(f"config {path}: {key}: {why}")
 
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(_read(path).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InvalidInput(f"config {path}: cannot parse: {e}") from None
-    except OSError as e:
-        raise InvalidInput(f"config {path}: cannot read: {e.strerror}") from None
 
     values: dict[str, Any] = {}
     known = {"security", "database", "email", "hooks"}
@@ -153,6 +151,23 @@ def _parse(path: Path, defaults: Settings) -> Settings:
     values["hooks"] = tuple(_hook(entry, i, bad) for i, entry in enumerate(hooks, 1))
     _check_unique_names(values["hooks"], hooks, bad)
     return Settings(**{**defaults.__dict__, **values})
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes. Whatever reads like a file counts as one: `--config /dev/null`
+    means no settings, and `--config <(printf ...)` reads the pipe."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise InvalidInput(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"config file {path} is a directory") from None
+    except OSError as e:
+        raise InvalidInput(f"config {path}: cannot read: {e.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InvalidInput(f"config {path}: larger than {MAX_CONFIG_BYTES >> 20} MiB")
+    return data
 
 
 def _table(raw: dict[str, Any], key: str, bad: Any) -> dict[str, Any]:
