@@ -444,7 +444,10 @@ NAME_CHARACTERS = st.characters(
     blacklist_categories=("Cc", "Cs", "Zl", "Zp"),
     blacklist_characters="\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
 )
-names = st.text(NAME_CHARACTERS, min_size=1, max_size=40).filter(lambda n: n == n.strip())
+# A name starts and ends with a visible character (a letter, digit, punctuation such as
+# a quote or a comma, or a symbol); anything allowed in between.
+_VISIBLE = st.characters(categories=["L", "N", "P", "S"], exclude_characters="\u115f\u1160\u3164\uffa0\u2800")
+names = st.builds("{}{}{}".format, _VISIBLE, st.text(NAME_CHARACTERS, max_size=38), _VISIBLE)
 rows_strategy = st.lists(
     st.tuples(
         names,

@@ -255,13 +255,20 @@ _forbidden = st.one_of(
     st.characters(categories=["Cc"]),
     st.sampled_from(list(BIDI_FORMAT) + ["\u2028", "\u2029"]),
 )
-valid_names = st.text(
-    alphabet=st.characters(
-        exclude_categories=["Cc", "Cs", "Zl", "Zp"], exclude_characters=BIDI_FORMAT
+# A name starts and ends with a visible character (test_values_validation.py has the
+# rules for invisible ones); in between, anything but controls and bidi characters.
+_visible = st.characters(categories=["L", "N", "P", "S"], exclude_characters="\u115f\u1160\u3164\uffa0\u2800")
+valid_names = st.builds(
+    "{}{}{}".format,
+    _visible,
+    st.text(
+        alphabet=st.characters(
+            exclude_categories=["Cc", "Cs", "Zl", "Zp"], exclude_characters=BIDI_FORMAT
+        ),
+        max_size=MAX_NAME_LENGTH - 2,
     ),
-    min_size=1,
-    max_size=MAX_NAME_LENGTH,
-).filter(lambda s: s == s.strip())
+    _visible,
+)
 
 
 class TestNameProperties:

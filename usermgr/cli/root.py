@@ -182,6 +182,7 @@ def root(
             metavar="PATH",
             help="TOML config file [default: config.toml in the per-user config directory]",
             show_default=False,
+            readable=False,  # the loader reads it and says in one line why it cannot
         ),
     ] = None,
     debug: Annotated[

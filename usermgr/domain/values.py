@@ -44,10 +44,15 @@ class Email:
     normalized: str
 
     @classmethod
-    def parse(cls, raw: str) -> Email:
+    def parse(cls, raw: str, *, allow_internal: bool = False) -> Email:
+        """`allow_internal` also accepts special-use and internal domains (corp.local,
+        host.test) and a single label (admin@intranet), for a company's own mail."""
         validate_email, not_valid = _email_validator()
         try:
-            result = validate_email(raw, check_deliverability=False, strict=True)
+            if allow_internal:
+                result = _validate_internal(raw, validate_email)
+            else:
+                result = validate_email(raw, check_deliverability=False, strict=True)
         except not_valid as e:
             raise InvalidInput(f"invalid email {raw!r}: {e}") from None
         return cls(result.normalized)
@@ -72,6 +77,33 @@ def _email_validator() -> tuple[Any, type[Exception]]:
     return validate_email, EmailNotValidError
 
 
+def _validate_internal(raw: str, validate_email: Any) -> Any:
+    import email_validator
+
+    # email-validator has no argument that lifts its special-use list (.local, .test,
+    # .localhost, .onion, .invalid, .arpa): its documented way is to edit the
+    # module-level SPECIAL_USE_DOMAIN_NAMES, which it reads on every call. Empty it
+    # for this one call only and put it back whatever happens, so every other parse
+    # keeps the library's rules (usermgr parses emails on one thread only, so no other
+    # call can run while the list is empty). globally_deliverable=False is the
+    # library's own switch for a domain without a dot (a single label).
+    saved = email_validator.SPECIAL_USE_DOMAIN_NAMES
+    email_validator.SPECIAL_USE_DOMAIN_NAMES = []
+    try:
+        result = validate_email(
+            raw, check_deliverability=False, strict=True, globally_deliverable=False
+        )
+    finally:
+        email_validator.SPECIAL_USE_DOMAIN_NAMES = saved
+    # globally_deliverable=False also drops the check that the last label holds a
+    # letter: keep refusing "admin@10.0.0.1", an IP address that is no domain name.
+    if result.ascii_domain.rpartition(".")[2].isdigit():
+        raise InvalidInput(
+            f"invalid email {raw!r}: the part after the @-sign is an IP address, not a domain name"
+        )
+    return result
+
+
 def text_key(text: str) -> str:
     """Text as compared case-insensitively, Unicode included (a search matches on this)."""
     return unicodedata.normalize("NFC", text.casefold())
@@ -85,6 +117,24 @@ def email_key(address: str) -> str:
     return unicodedata.normalize("NFC", f"{local.casefold()}@{domain.lower()}")
 
 
+# A name must show something: at least one visible character, which here means a
+# letter, digit, punctuation mark or symbol (categories L, N, P, S) other than the few
+# of those that draw nothing (these blank glyphs: the Hangul fillers, which Unicode
+# makes default-ignorable, and the blank Braille pattern). Not visible: spaces (Z),
+# controls, format characters such as U+200B and U+FEFF, private-use and unassigned
+# code points (C), and combining marks (M), which only decorate the character before
+# them. Format characters and marks stay allowed inside a name (ZWJ joins emoji, ZWNJ
+# is part of Persian spelling), but a name starts with a visible character and ends
+# with one or with a mark (marks end many names: NFD accents, Indic vowel signs, the
+# emoji variation selector). A leading mark would attach to whatever is printed
+# before the name.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _is_visible(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LNPS" and ch not in _BLANK_GLYPHS
+
+
 def parse_name(raw: str) -> str:
     if not raw:
         raise InvalidInput("invalid name: it is empty")
@@ -93,10 +143,23 @@ def parse_name(raw: str) -> str:
     if raw != raw.strip():
         raise InvalidInput("invalid name: leading or trailing space")
     for ch in raw:
-        if ch in _BIDI_FORMAT or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+        category = unicodedata.category(ch)
+        if ch in _BIDI_FORMAT or category in ("Cc", "Zl", "Zp"):
             raise InvalidInput(
                 f"invalid name: control or bidi character U+{ord(ch):04X} is not allowed"
             )
+        if category == "Cs":
+            # A JSON \ud800 escape makes one; it can be neither stored nor printed.
+            raise InvalidInput(f"invalid name: U+{ord(ch):04X} is a lone surrogate, not a character")
+    if not any(_is_visible(ch) for ch in raw):
+        raise InvalidInput("invalid name: it has no visible character")
+    first, last = raw[0], raw[-1]
+    if unicodedata.category(first).startswith("M"):
+        raise InvalidInput(f"invalid name: starts with the combining mark U+{ord(first):04X}")
+    if not _is_visible(first):
+        raise InvalidInput(f"invalid name: starts with U+{ord(first):04X}, which is not a visible character")
+    if not (_is_visible(last) or unicodedata.category(last).startswith("M")):
+        raise InvalidInput(f"invalid name: ends with U+{ord(last):04X}, which is not a visible character")
     return raw
 
 
@@ -107,10 +170,17 @@ class PasswordPolicy:
     def check(self, password: str, email: Email) -> None:
         if len(password) < self.min_length:
             raise InvalidInput(f"password too short: use at least {self.min_length} characters")
-        if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
+        try:
+            size = len(password.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate, from a JSON \ud800 escape
+            raise InvalidInput("password is not valid text: it holds a lone surrogate") from None
+        if size > BCRYPT_MAX_BYTES:
             raise InvalidInput(
                 f"password too long: at most {BCRYPT_MAX_BYTES} bytes in UTF-8 (bcrypt's limit)"
             )
+        if "\x00" in password:
+            # bcrypt stops at a NUL byte: "a\0b" would verify as "a", so refuse it.
+            raise InvalidInput("password must not contain a NUL character")
         folded = password.casefold()
         if folded in (email.normalized.casefold(), email.local_part.casefold()):
             raise InvalidInput("password must not be the email or its local part")
@@ -160,7 +230,7 @@ class Policy:
     allow_internal_domains: bool = False
 
     def email(self, raw: str) -> Email:
-        return Email.parse(raw, allow_internal=True) if self.allow_internal_domains else Email.parse(raw)
+        return Email.parse(raw, allow_internal=self.allow_internal_domains)
 
     def check_password(self, password: str, email: Email) -> None:
         PasswordPolicy(self.min_password_length).check(password, email)

@@ -14,6 +14,17 @@ from usermgr.domain.values import BCRYPT_MAX_BYTES
 BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 
 
+def _checkable(password: str) -> bytes | None:
+    """The bytes bcrypt would check, or None when checking them could match another
+    password: bcrypt stops at a NUL byte (twelve NULs verified as one, or as thirteen)
+    and refuses more than 72 bytes. No such password is ever hashed: it never verifies."""
+    try:
+        secret = password.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a JSON \ud800 escape) is no text
+        return None
+    return None if b"\0" in secret or len(secret) > BCRYPT_MAX_BYTES else secret
+
+
 class BcryptHasher:
     def __init__(self, rounds: int = 12) -> None:
         self.rounds = rounds
@@ -30,15 +41,21 @@ class BcryptHasher:
     def verify(self, password: str, password_hash: str | None) -> bool:
         import bcrypt
 
-        secret = password.encode("utf-8")
-        if password_hash is None or len(secret) > BCRYPT_MAX_BYTES:
+        if password_hash is None:
             # Spend the same work as a real check, so a failure's timing tells nothing.
             bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(self.rounds))
             return False
+        secret = _checkable(password)
         try:
-            return bcrypt.checkpw(secret, password_hash.encode("ascii"))
+            # A refused password is never checked; random bytes against the same hash
+            # spend exactly the work of a real check, so the timing tells nothing.
+            matched = bcrypt.checkpw(
+                secrets.token_bytes(16) if secret is None else secret,
+                password_hash.encode("ascii"),
+            )
         except ValueError:
             return False
+        return matched and secret is not None
 
     def inspect(self, password_hash: str) -> HashInfo:
         match = BCRYPT_HASH.fullmatch(password_hash)
