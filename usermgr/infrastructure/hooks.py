@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,7 +21,18 @@ from usermgr.infrastructure.views import EVENT_COLUMNS, event_view
 # A claim outlives its hook's timeout by this much; past it, a crashed runner's
 # claim lapses and the delivery can be retried.
 CLAIM_MARGIN = timedelta(seconds=60)
+# A failure reason is at most this many characters, on one printable line.
 ERROR_TAIL = 200
+# Of a hook's combined stdout and stderr only the last bytes are kept, for the
+# failure reason: memory stays constant and nothing goes to disk, however much it writes.
+OUTPUT_TAIL = 4096
+READ_SIZE = 65536
+# After the hook exits, what it left in the pipe is read, but no more than this: a
+# backgrounded grandchild may go on writing to the pipe for ever.
+DRAIN_LIMIT = 1 << 20
+# While the pipe is open, how often to check whether the hook itself has exited: a
+# grandchild holding the pipe open must not make us wait past that.
+EXIT_CHECK = 0.05
 
 
 @dataclass(frozen=True)
@@ -35,8 +47,8 @@ class Delivery:
     claimed_until: str | None
 
 
-def run_hook(command: list[str], event: dict[str, Any], timeout: float) -> str | None:
-    """Run one hook without a shell; None on success, else why it failed."""
+def run_hook(command: Sequence[str] | list[str], event: dict[str, Any], timeout: float) -> str | None:
+    """Run one hook without a shell; None on success, else why it failed, on one line."""
     env = {
         **os.environ,
         "USERMGR_EVENT_TYPE": event["type"],
@@ -44,36 +56,99 @@ def run_hook(command: list[str], event: dict[str, Any], timeout: float) -> str |
         "USERMGR_USER_ID": event["user_id"],
     }
     payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
-    # Output goes to a file, never to our stdout and never to a pipe that a
-    # backgrounded grandchild could hold open past the hook's exit.
-    with tempfile.TemporaryFile() as output:
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=output,
-                stderr=output,
-                env=env,
-                start_new_session=True,  # its own process group, killed whole on timeout
-            )
-        except OSError as e:
-            return f"cannot run {command[0]}: {e.strerror or e}"
-        try:
-            proc.communicate(payload, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return f"timed out after {timeout:g}s; killed with its children"
-        except BaseException:
-            _kill_group(proc)
-            raise
-        if proc.returncode == 0:
-            return None
-        output.seek(0)
-        tail = _last_line(output.read())
-        status = (
-            f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+    try:
+        proc = subprocess.Popen(
+            command,
+            bufsize=0,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group, killed whole on timeout
         )
-        return f"{status}: {tail}" if tail else status
+    except OSError as e:
+        return _one_line(f"cannot run {command[0]}: {getattr(e, 'strerror', None) or e}")
+    try:
+        output = _exchange(proc, payload, time.monotonic() + timeout)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        proc.stdout.close()
+    if output is None:
+        _kill_group(proc)
+        return f"timed out after {timeout:g}s; killed with its children"
+    if proc.returncode == 0:
+        return None
+    status = (
+        f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+    )
+    tail = _last_line(output)
+    return _one_line(f"{status}: {tail[-(ERROR_TAIL - len(status) - 2):]}" if tail else status)
+
+
+def _exchange(proc: subprocess.Popen[bytes], payload: bytes, deadline: float) -> bytes | None:
+    """Write the payload to the hook's stdin and read its output, in one loop, until the
+    hook exits; return the output's last OUTPUT_TAIL bytes, or None at the deadline.
+
+    Both pipes are non-blocking, so a hook that never reads its stdin cannot block us,
+    and we stop at the hook's own exit even when a grandchild still holds the pipes."""
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin.fileno(), proc.stdout.fileno()
+    os.set_blocking(stdin, False)
+    os.set_blocking(stdout, False)
+    tail = bytearray()
+    unsent = memoryview(payload)
+    with selectors.DefaultSelector() as selector:
+        selector.register(stdout, selectors.EVENT_READ)
+        selector.register(stdin, selectors.EVENT_WRITE)  # a JSON object is never empty
+        while proc.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if not selector.get_map():
+                # Both pipes are done with; only the hook's exit is left to wait for.
+                try:
+                    proc.wait(remaining)
+                except subprocess.TimeoutExpired:
+                    return None
+                break
+            for key, _ in selector.select(min(remaining, EXIT_CHECK)):
+                if key.fd == stdout:
+                    if not _read_into(tail, stdout, READ_SIZE):
+                        selector.unregister(stdout)
+                        proc.stdout.close()
+                else:
+                    try:
+                        unsent = unsent[os.write(stdin, unsent) :]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:  # the hook closed its stdin: its choice
+                        unsent = unsent[:0]
+                    if not unsent:
+                        selector.unregister(stdin)
+                        proc.stdin.close()
+    if not proc.stdout.closed:
+        _read_into(tail, stdout, DRAIN_LIMIT)
+    return bytes(tail)
+
+
+def _read_into(tail: bytearray, fd: int, limit: int) -> bool:
+    """Read what the pipe has now, up to `limit` bytes, keeping the last OUTPUT_TAIL
+    bytes in `tail`; False at end of file."""
+    while limit > 0:
+        try:
+            chunk = os.read(fd, min(READ_SIZE, limit))
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        tail += chunk
+        del tail[:-OUTPUT_TAIL]
+        limit -= len(chunk)
+    return True
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -86,10 +161,12 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def _last_line(output: bytes) -> str:
     lines = output.decode("utf-8", "replace").strip().splitlines()
-    if not lines:
-        return ""
-    printable = "".join(ch if ch.isprintable() else "?" for ch in lines[-1])
-    return printable[-ERROR_TAIL:]
+    return lines[-1] if lines else ""
+
+
+def _one_line(text: str) -> str:
+    printable = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return printable[:ERROR_TAIL]
 
 
 class DeliveryStore:
