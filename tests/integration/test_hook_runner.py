@@ -209,6 +209,70 @@ class TestPayload:
         assert env["USERMGR_TEST_MARKER"] == "kept"
 
 
+class TestHostileEvents:
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("id", "abc\0def"), ("type", "User\0Created"), ("user_id", None), ("user_id", 42), ("id", "\ud800")],
+        ids=["NUL in id", "NUL in type", "null user_id", "integer user_id", "lone surrogate in id"],
+    )
+    def test_an_event_field_that_cannot_go_in_the_environment_is_a_failure_and_runs_nothing(
+        self, tmp_path: Path, field: str, value: object
+    ) -> None:
+        ran = tmp_path / "ran"
+        program = script(tmp_path / "hook.sh", f'touch "{ran}"\n')
+
+        error = run_hook([str(program)], {**EVENT, field: value}, 10)
+
+        assert error == f"the event's {field} cannot be passed in the environment"
+        assert not ran.exists()
+
+    @pytest.mark.parametrize("data", [{"note": "\ud800"}, {"blob": b"\x00\x01"}], ids=["lone surrogate", "bytes"])
+    def test_an_event_that_cannot_be_json_is_a_one_line_failure_and_runs_nothing(
+        self, tmp_path: Path, data: dict[str, Any]
+    ) -> None:
+        ran = tmp_path / "ran"
+        program = script(tmp_path / "hook.sh", f'touch "{ran}"\n')
+
+        error = run_hook([str(program)], {**EVENT, "data": data}, 10)
+
+        assert error is not None and error.startswith("the event cannot be encoded as JSON")
+        assert error.isprintable() and len(error) <= 200
+        assert not ran.exists()
+
+    @pytest.mark.parametrize("kind", ["missing", "not executable", "a directory"])
+    def test_a_program_that_cannot_be_run_is_a_cannot_run_failure(self, tmp_path: Path, kind: str) -> None:
+        program = tmp_path / "send-welcome"
+        if kind == "not executable":
+            program.write_text("#!/bin/sh\nexit 0\n")
+            program.chmod(0o644)
+        elif kind == "a directory":
+            program.mkdir()
+
+        error = run_hook([str(program), "--quiet"], EVENT, 10)
+
+        assert error is not None and error.startswith(f"cannot run {program}: ")
+        assert error.isprintable()
+
+    @pytest.mark.parametrize(
+        "command", [[], ["/bin/true\0rm"], ["/bin/true", 7]], ids=["empty", "NUL in argv", "not a string"]
+    )
+    def test_a_command_that_is_no_argv_is_a_cannot_run_failure(self, command: list[Any]) -> None:
+        error = run_hook(command, EVENT, 10)
+        assert error is not None and error.startswith("cannot run ")
+
+    @pytest.mark.parametrize("timeout", [float("nan"), "10", 0, -1], ids=["NaN", "text", "zero", "negative"])
+    def test_a_timeout_that_is_no_positive_number_is_a_cannot_run_failure(
+        self, tmp_path: Path, timeout: Any
+    ) -> None:
+        ran = tmp_path / "ran"
+        program = script(tmp_path / "hook.sh", f'touch "{ran}"\n')
+
+        error = run_hook([str(program)], EVENT, timeout)
+
+        assert error == "cannot run the hook: its timeout is not a positive number of seconds"
+        assert not ran.exists()
+
+
 class TestFailureReason:
     def test_the_reason_is_one_printable_line_of_at_most_200_characters_whatever_the_hook_prints(
         self, tmp_path: Path

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 from usermgr.domain.events import Event
 from usermgr.domain.values import format_timestamp
@@ -33,6 +33,11 @@ DRAIN_LIMIT = 1 << 20
 # While the pipe is open, how often to check whether the hook itself has exited: a
 # grandchild holding the pipe open must not make us wait past that.
 EXIT_CHECK = 0.05
+ENVIRONMENT = {
+    "USERMGR_EVENT_TYPE": "type",
+    "USERMGR_EVENT_ID": "id",
+    "USERMGR_USER_ID": "user_id",
+}
 
 
 @dataclass(frozen=True)
@@ -49,13 +54,23 @@ class Delivery:
 
 def run_hook(command: Sequence[str] | list[str], event: dict[str, Any], timeout: float) -> str | None:
     """Run one hook without a shell; None on success, else why it failed, on one line."""
-    env = {
-        **os.environ,
-        "USERMGR_EVENT_TYPE": event["type"],
-        "USERMGR_EVENT_ID": event["id"],
-        "USERMGR_USER_ID": event["user_id"],
-    }
-    payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
+    # The event (and, as deliveries are stored today, the command and timeout) comes
+    # from the database, which may hold anything: whatever is in it makes a failed
+    # delivery, never an exception.
+    if isinstance(command, str) or not command or not all(_passable(arg) for arg in command):
+        return "cannot run the hook: its command is not a list of strings without NUL bytes"
+    if not (isinstance(timeout, (int, float)) and timeout > 0):  # NaN is not > 0 either
+        return "cannot run the hook: its timeout is not a positive number of seconds"
+    env = dict(os.environ)
+    for variable, field in ENVIRONMENT.items():
+        value = event.get(field)
+        if not _passable(value):
+            return f"the event's {field} cannot be passed in the environment"
+        env[variable] = value
+    try:
+        payload = json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as e:
+        return _one_line(f"the event cannot be encoded as JSON: {e}")
     try:
         proc = subprocess.Popen(
             command,
@@ -148,6 +163,17 @@ def _read_into(tail: bytearray, fd: int, limit: int) -> bool:
         tail += chunk
         del tail[:-OUTPUT_TAIL]
         limit -= len(chunk)
+    return True
+
+
+def _passable(value: object) -> TypeGuard[str]:
+    """Whether `value` can go into a child's argv or environment."""
+    if not isinstance(value, str) or "\0" in value:
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:  # a lone surrogate, say
+        return False
     return True
 
 
