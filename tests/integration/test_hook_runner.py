@@ -305,3 +305,33 @@ class TestFailureReason:
         program = script(tmp_path / "quiet.sh", "exit 3\n")
 
         assert run_hook([str(program)], EVENT, 10) == "exit status 3"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+class TestDyingWithUsermgr:
+    def test_a_running_hook_is_killed_when_usermgr_is_killed_with_sigkill(self, tmp_path: Path) -> None:
+        pid_file = tmp_path / "pid"
+        program = script(tmp_path / "long.sh", f'echo $$ > "{pid_file}"\nexec sleep 30\n')
+        usermgr = python(
+            f"""
+            from usermgr.infrastructure.hooks import run_hook
+            run_hook([{str(program)!r}], {EVENT!r}, 60)
+            """
+        )
+        hook = None
+        try:
+            hook = wait_for_pid(pid_file)
+            assert runs(hook)
+
+            usermgr.kill()
+            usermgr.communicate(timeout=10)
+
+            deadline = time.monotonic() + 2
+            while runs(hook) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert not runs(hook), f"hook {hook} outlived usermgr"
+        finally:
+            usermgr.kill()
+            usermgr.communicate()
+            if hook is not None:
+                kill_leftover(hook)

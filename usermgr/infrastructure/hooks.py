@@ -7,6 +7,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ ENVIRONMENT = {
     "USERMGR_EVENT_ID": "id",
     "USERMGR_USER_ID": "user_id",
 }
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,11 @@ def run_hook(command: Sequence[str] | list[str], event: dict[str, Any], timeout:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # its own process group, killed whole on timeout
+            # Runs in the child between fork and exec, where other threads' locks make
+            # Python code risky: it only calls prctl, getppid and kill, and imports nothing.
+            preexec_fn=_death_signal(),
         )
-    except OSError as e:
+    except (OSError, subprocess.SubprocessError) as e:
         return _one_line(f"cannot run {command[0]}: {getattr(e, 'strerror', None) or e}")
     try:
         output = _exchange(proc, payload, time.monotonic() + timeout)
@@ -175,6 +180,31 @@ def _passable(value: object) -> TypeGuard[str]:
     except UnicodeEncodeError:  # a lone surrogate, say
         return False
     return True
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """On Linux, what makes the hook process get SIGKILL when usermgr dies: otherwise a
+    usermgr killed with SIGKILL leaves its hook running with no timeout. Only the hook
+    itself gets it; its own children are its business."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    # Loaded here, before the fork: the child only makes the call.
+    prctl = ctypes.CDLL(None).prctl
+    prctl.argtypes = (ctypes.c_int, ctypes.c_ulong)
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        # The signal comes when the *thread* that forked the hook exits, not the whole
+        # process: hooks are started from the main thread, which lives as long as usermgr
+        # (and any thread waits in run_hook until its hook has exited). A kernel that
+        # refuses prctl leaves the hook as it is on other systems: run it anyway.
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # usermgr died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_parent
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
