@@ -1,0 +1,153 @@
+"""Help text, misplaced global options, terminal tables, prompt retries and
+spreadsheet-safe CSV, through the CLI: in-process where that shows it, on a real
+pseudo-terminal where only a terminal does."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from tests.conftest import PASSWORD, invoke_app
+from tests.e2e.test_installed import Terminal, seed, total_users, usermgr_ok
+from usermgr.cli import app
+
+OTHER_PASSWORD = "another long passphrase"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def ok(runner: CliRunner, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+    result = invoke_app(runner, *args, input=input, env=env)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def fails(runner: CliRunner, code: int, *args: str) -> str:
+    """The one line a failure writes on stderr (nothing on stdout)."""
+    result = invoke_app(runner, *args)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    return result.stderr.strip()
+
+
+class Screen(Terminal):
+    def lines(self) -> list[str]:
+        return ANSI.sub("", self.text).splitlines()
+
+
+# --- help ---------------------------------------------------------------------------
+
+
+def leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    found = []
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        found.extend(leaves(sub, (*path, name)) if getattr(sub, "commands", None) else [((*path, name), sub)])
+    return found
+
+
+LEAVES = leaves(typer.main.get_command(app))
+
+
+@pytest.mark.parametrize("words", [w for w, _ in LEAVES], ids=[" ".join(w) for w, _ in LEAVES])
+def test_usage_names_arguments_without_braces(runner: CliRunner, words: tuple[str, ...]) -> None:
+    usage = ok(runner, *words, "--help").stdout.splitlines()[0]
+    assert usage.startswith(f"Usage: usermgr {' '.join(words)} [OPTIONS]")
+    assert "{" not in usage and "}" not in usage
+
+
+@pytest.mark.parametrize(
+    "words, usage",
+    [
+        (["create"], "usermgr create [OPTIONS] EMAIL"),
+        (["set-role"], "usermgr set-role [OPTIONS] USER ROLE"),
+        (["show"], "usermgr show [OPTIONS] USER"),
+        (["import"], "usermgr import [OPTIONS] FILE"),
+        (["db", "backup"], "usermgr db backup [OPTIONS] PATH"),
+        (["hooks", "discard"], "usermgr hooks discard [OPTIONS] [ID]"),
+    ],
+)
+def test_usage_writes_required_arguments_bare_and_optional_ones_in_brackets(
+    runner: CliRunner, words: list[str], usage: str
+) -> None:
+    assert ok(runner, *words, "--help").stdout.splitlines()[0] == f"Usage: {usage}"
+
+
+def command_summaries(help_text: str) -> dict[str, str]:
+    """The Commands section of plain help: name -> summary, continuation lines joined."""
+    summaries: dict[str, str] = {}
+    name = ""
+    for line in help_text.split("Commands:\n", 1)[1].splitlines():
+        if re.match(r"  \S", line):
+            name, _, text = line.strip().partition(" ")
+            summaries[name] = text.strip()
+        elif line.strip():
+            summaries[name] += " " + line.strip()
+    return summaries
+
+
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_piped_help_lists_every_command_summary_complete(runner: CliRunner, columns: str) -> None:
+    summaries = command_summaries(ok(runner, "--help", env={"COLUMNS": columns}).stdout)
+    commands = dict(leaves(typer.main.get_command(app)))
+    for name, summary in summaries.items():
+        assert not summary.endswith("..."), (name, summary)
+        if (name,) in commands:
+            first_line = inspect.cleandoc(commands[(name,)].help).splitlines()[0]
+            assert summary == first_line
+            assert summary.endswith(".")
+
+
+def test_piped_help_shows_the_defaults_of_db_and_config(runner: CliRunner) -> None:
+    out = " ".join(ok(runner, "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "default: (usermgr.db in the per-user data directory)" in out
+    assert "default: (config.toml in the per-user config directory)" in out
+
+
+def test_help_on_a_terminal_shows_the_defaults_of_db_and_config_and_plain_usage() -> None:
+    screen = Screen("--help", env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert screen.finish() == 0, screen.text
+    text = " ".join(ANSI.sub("", screen.text).split())
+    assert "╭" in text  # this is Rich's help, not the plain one
+    assert "[default: (usermgr.db in the per-user data directory)]" in text
+    assert "[default: (config.toml in the per-user config directory)]" in text
+    screen = Screen("create", "--help", env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert screen.finish() == 0, screen.text
+    assert "Usage: usermgr create [OPTIONS] EMAIL " in ANSI.sub("", screen.text)
+
+
+@pytest.mark.parametrize(
+    "args, hint",
+    [
+        (["list", "--db", "x.db"], "as in usermgr --db PATH list)"),
+        (["list", "--db=x.db"], "as in usermgr --db PATH list)"),
+        (["show", "a@example.com", "--config", "c.toml"], "as in usermgr --config PATH show)"),
+        (["hooks", "list", "--debug"], "as in usermgr --debug hooks list)"),
+    ],
+)
+def test_a_global_option_after_the_command_is_exit_2_with_where_to_put_it(
+    runner: CliRunner, args: list[str], hint: str
+) -> None:
+    line = fails(runner, 2, *args)
+    option = next(a for a in args if a.startswith("--")).split("=")[0]
+    assert line.startswith(f"usermgr: No such option: {option} ({option} is a global option: put it before the command,")
+    assert line.endswith(hint)
+
+
+def test_an_unknown_option_keeps_clicks_usage_message(runner: CliRunner) -> None:
+    result = invoke_app(runner, "list", "--nope")
+    assert result.exit_code == 2
+    assert "No such option: --nope" in result.stderr
+    assert "global option" not in result.stderr
+
+
+def test_the_global_options_still_work_before_the_command(runner: CliRunner, tmp_path: Path) -> None:
+    ok(runner, "--db", str(tmp_path / "other.db"), "--debug", "list")
