@@ -151,3 +151,67 @@ def test_an_unknown_option_keeps_clicks_usage_message(runner: CliRunner) -> None
 
 def test_the_global_options_still_work_before_the_command(runner: CliRunner, tmp_path: Path) -> None:
     ok(runner, "--db", str(tmp_path / "other.db"), "--debug", "list")
+
+
+# --- the password prompt asks again -------------------------------------------------
+
+
+def test_a_mismatched_repeat_is_asked_again_and_the_second_try_creates_the_user() -> None:
+    screen = Screen("create", "ada@example.com", "--name", "Ada")
+    screen.expect("Password:")
+    screen.send(PASSWORD + "\n")
+    screen.expect("Repeat password:")
+    screen.send(OTHER_PASSWORD + "\n")
+    screen.expect("the passwords did not match; try again")
+    screen.expect("Password:", count=2)
+    screen.send(PASSWORD + "\n")
+    screen.expect("Repeat password:", count=2)
+    screen.send(PASSWORD + "\n")
+    assert screen.finish() == 0, screen.text
+    assert PASSWORD not in screen.text and OTHER_PASSWORD not in screen.text
+    usermgr_ok("verify", "ada@example.com", "--password-stdin", input=PASSWORD + "\n")
+
+
+def test_three_mismatches_exit_2_and_create_nobody() -> None:
+    screen = Screen("create", "ada@example.com", "--name", "Ada")
+    for attempt in (1, 2, 3):
+        screen.expect("Password:", count=attempt)
+        screen.send(PASSWORD + "\n")
+        screen.expect("Repeat password:", count=attempt)
+        screen.send(OTHER_PASSWORD + "\n")
+    assert screen.finish() == 2, screen.text
+    assert screen.text.count("the passwords did not match; try again") == 2
+    assert "usermgr: the passwords did not match (3 attempts); nothing was changed" in screen.text
+    assert "Traceback" not in screen.text
+    assert total_users() == 0
+
+
+def test_a_too_short_password_is_refused_at_the_prompt_and_asked_again() -> None:
+    screen = Screen("create", "ada@example.com", "--name", "Ada")
+    screen.expect("Password:")
+    screen.send("short\n")
+    screen.expect("password too short: use at least 12 characters; try again")
+    assert "Repeat password:" not in screen.text  # refused before the repeat
+    screen.expect("Password:", count=2)
+    screen.send(PASSWORD + "\n")
+    screen.expect("Repeat password:")
+    screen.send(PASSWORD + "\n")
+    assert screen.finish() == 0, screen.text
+    assert total_users() == 1
+
+
+def test_passwd_at_the_prompt_uses_the_configured_minimum_length(config_path: Path) -> None:
+    seed("ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n")
+    config_path.write_text("[security]\nbcrypt_rounds = 4\nmin_password_length = 30\n")
+    longer = PASSWORD + " and more"
+    screen = Screen("passwd", "ada@example.com")
+    screen.expect("Password:")
+    screen.send(PASSWORD + "\n")  # 28 characters
+    screen.expect("password too short: use at least 30 characters; try again")
+    screen.expect("Password:", count=2)
+    screen.send(longer + "\n")
+    screen.expect("Repeat password:")
+    screen.send(longer + "\n")
+    assert screen.finish() == 0, screen.text
+    assert longer not in screen.text
+    usermgr_ok("verify", "ada@example.com", "--password-stdin", input=longer + "\n")

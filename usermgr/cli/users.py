@@ -24,6 +24,13 @@ def _run(ctx: typer.Context, message: object) -> object:
     return ctx.obj.services().handle(message)
 
 
+def _length_check(ctx: typer.Context) -> passwords.Check:
+    """The configured length limits, so the prompt can ask again for a password they refuse."""
+    from usermgr.domain.values import PasswordPolicy
+
+    return PasswordPolicy(ctx.obj.settings().min_password_length).check_length
+
+
 def create(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="The new user's email address.")],
@@ -51,7 +58,11 @@ def create(
     from usermgr.application import commands
 
     password = passwords.resolve(
-        stdin=password_stdin, file=password_file, generated=generate_password, none=no_password
+        stdin=password_stdin,
+        file=password_file,
+        generated=generate_password,
+        none=no_password,
+        check=_length_check(ctx),
     )
     result = _run(
         ctx,
@@ -208,7 +219,9 @@ def passwd(
     """
     from usermgr.application import commands
 
-    password = passwords.resolve(stdin=password_stdin, file=password_file, generated=generate_password)
+    password = passwords.resolve(
+        stdin=password_stdin, file=password_file, generated=generate_password, check=_length_check(ctx)
+    )
     assert password.value is not None
     view = _run(ctx, commands.ChangePassword(ref=user, password=password.value))
     if as_json:

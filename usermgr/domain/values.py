@@ -102,15 +102,19 @@ class PasswordPolicy:
     min_length: int = 12
 
     def check(self, password: str, email: Email) -> None:
+        self.check_length(password)
+        folded = password.casefold()
+        if folded in (email.normalized.casefold(), email.local_part.casefold()):
+            raise InvalidInput("password must not be the email or its local part")
+
+    def check_length(self, password: str) -> None:
+        """The part of the policy that needs no user, so a prompt can ask again at once."""
         if len(password) < self.min_length:
             raise InvalidInput(f"password too short: use at least {self.min_length} characters")
         if len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
             raise InvalidInput(
                 f"password too long: at most {BCRYPT_MAX_BYTES} bytes in UTF-8 (bcrypt's limit)"
             )
-        folded = password.casefold()
-        if folded in (email.normalized.casefold(), email.local_part.casefold()):
-            raise InvalidInput("password must not be the email or its local part")
 
 
 def format_timestamp(moment: datetime) -> str:
