@@ -153,6 +153,77 @@ def test_the_global_options_still_work_before_the_command(runner: CliRunner, tmp
     ok(runner, "--db", str(tmp_path / "other.db"), "--debug", "list")
 
 
+# --- terminal tables ------------------------------------------------------------------
+
+
+@pytest.fixture
+def population() -> list[dict[str, Any]]:
+    """Users and events whose full values would not fit 80 columns."""
+    users = [
+        seed("ada@example.com", "--name", "Ada Lovelace", "--role", "admin", "--no-password"),
+        seed("grace.hopper@navy.example.mil", "--name", "Grace Brewster Murray Hopper, Rear Admiral", "--no-password"),
+        seed("x@münchen.de", "--name", "[bold]Not bold[/]", "--role", "moderator", "--no-password"),
+    ]
+    runner = CliRunner()
+    ok(runner, "update", "ada@example.com", "--name", "Ada King, Countess of Lovelace")
+    ok(runner, "deactivate", "x@münchen.de")
+    return users
+
+
+def whole_on_one_line(value: str, lines: list[str]) -> bool:
+    return any(value in line for line in lines)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_list_on_a_terminal_fits_the_width_and_keeps_ids_emails_and_times_whole(
+    population: list[dict[str, Any]], width: int
+) -> None:
+    screen = Screen("list", env={"COLUMNS": str(width), "NO_COLOR": "1"})
+    assert screen.finish() == 0, screen.text
+    lines = screen.lines()
+    assert max(len(line) for line in lines) <= width, screen.text
+    shown = lines[0].split()
+    assert shown[:5] == ["id", "email", "name", "role", "active"]
+    for u in population:
+        row = next(line for line in lines if line.startswith(u["id"][:8] + " "))
+        assert u["email"] in row
+        if "created_at" in shown:
+            assert u["created_at"][:10] + " " + u["created_at"][11:16] in row
+    assert not any(u["id"] in screen.text for u in population)  # ids are short on a terminal
+    assert whole_on_one_line("[bold]Not bold[/]", lines)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_events_on_a_terminal_fit_the_width_and_keep_ids_emails_and_times_whole(
+    population: list[dict[str, Any]], width: int
+) -> None:
+    events = json.loads(usermgr_ok("events", "--format", "json").stdout)
+    screen = Screen("events", env={"COLUMNS": str(width), "NO_COLOR": "1"})
+    assert screen.finish() == 0, screen.text
+    lines = screen.lines()
+    assert max(len(line) for line in lines) <= width, screen.text
+    shown = lines[0].split()
+    rows = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d  ", line)]
+    assert len(rows) == len(events)
+    for row, e in zip(rows, events):
+        assert row.startswith(e["occurred_at"][:10] + " " + e["occurred_at"][11:16])
+        assert e["type"] in row and e["data"]["email"] in row
+        assert ("user_id" in shown) == (e["user_id"][:8] in row)
+    assert f"{len(events)} events; times in UTC" in screen.text
+
+
+def test_piped_list_and_events_still_show_every_value_in_full(population: list[dict[str, Any]]) -> None:
+    listed = usermgr_ok("list", env={"COLUMNS": "80"}).stdout.splitlines()
+    assert listed[0].split() == ["id", "email", "name", "role", "active", "created_at", "updated_at"]
+    assert len(listed) == 1 + len(population)
+    for u in population:
+        row = next(line for line in listed if line.startswith(u["id"] + "  "))
+        assert u["email"] in row and u["created_at"] in row
+    events = usermgr_ok("events", env={"COLUMNS": "80"}).stdout.splitlines()
+    assert events[0].split() == ["occurred_at", "type", "user_id", "email", "actor", "id", "data"]
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z  ", line) for line in events[1:])
+
+
 # --- the password prompt asks again -------------------------------------------------
 
 

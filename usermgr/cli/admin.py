@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from usermgr.cli.options import HELP_MARKUP
-from usermgr.cli.output import emit, emit_json, render_table
+from usermgr.cli.output import Column, emit, emit_json, render_table, short_id, to_the_minute
 from usermgr.errors import DeliveriesFailed, InvalidInput
 
 
@@ -21,7 +21,15 @@ class EventFormat(str, enum.Enum):
     jsonl = "jsonl"
 
 
-EVENT_TABLE_COLUMNS = ("occurred_at", "type", "user_id", "email", "actor", "id", "data")
+EVENT_TABLE_COLUMNS = (
+    Column("occurred_at", to_the_minute),
+    Column("type"),
+    Column("user_id", short_id, drop=2),
+    Column("email", fold_last=True),
+    Column("actor", drop=3),
+    Column("id", short_id, drop=1),
+    Column("data", fold=True),
+)
 
 
 def _event_row(event: dict) -> list[str]:
