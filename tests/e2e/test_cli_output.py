@@ -286,3 +286,58 @@ def test_passwd_at_the_prompt_uses_the_configured_minimum_length(config_path: Pa
     assert screen.finish() == 0, screen.text
     assert longer not in screen.text
     usermgr_ok("verify", "ada@example.com", "--password-stdin", input=longer + "\n")
+
+
+# --- spreadsheet-safe CSV -----------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://x.example","click")', "+1 555 0100", "-2+3", "@SUM(A1:A2)"]
+
+
+@pytest.fixture
+def formula_names(runner: CliRunner) -> list[str]:
+    for i, name in enumerate([*FORMULAS, "Plain Name"]):
+        ok(runner, "create", f"u{i}@example.com", "--name", name, "--no-password")
+    return [*FORMULAS, "Plain Name"]
+
+
+def names_in(text: str) -> set[str]:
+    return {row["name"] for row in csv.DictReader(io.StringIO(text))}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["list", "--format", "csv"], ["list", "--all", "--format", "csv"], ["export"], ["export", "--format", "csv"]],
+)
+def test_csv_shows_names_exactly_by_default_and_quoted_with_spreadsheet_safe(
+    runner: CliRunner, formula_names: list[str], args: list[str]
+) -> None:
+    assert names_in(ok(runner, *args).stdout) == set(formula_names)
+    safe = names_in(ok(runner, *args, "--spreadsheet-safe").stdout)
+    assert safe == {"'" + n for n in FORMULAS} | {"Plain Name"}
+
+
+def test_a_default_export_re_imports_unchanged(runner: CliRunner, formula_names: list[str], tmp_path: Path) -> None:
+    exported = ok(runner, "export", "--include-hashes").stdout
+    other = str(tmp_path / "other.db")
+    ok(runner, "--db", other, "import", "-", input=exported)
+    assert ok(runner, "--db", other, "export", "--include-hashes").stdout == exported
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "--spreadsheet-safe"],
+        ["list", "--format", "json", "--spreadsheet-safe"],
+        ["list", "--all", "--format", "jsonl", "--spreadsheet-safe"],
+        ["export", "--format", "jsonl", "--spreadsheet-safe"],
+    ],
+)
+def test_spreadsheet_safe_with_another_format_than_csv_is_exit_2(runner: CliRunner, args: list[str]) -> None:
+    assert "--spreadsheet-safe is for --format csv only" in fails(runner, 2, *args)
+
+
+@pytest.mark.parametrize("command", ["list", "export"])
+def test_help_says_a_spreadsheet_safe_file_is_not_for_re_import(runner: CliRunner, command: str) -> None:
+    out = " ".join(ok(runner, command, "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "--spreadsheet-safe" in out
+    assert "for spreadsheets, not for re-import" in out

@@ -1,7 +1,9 @@
-"""cli/output.py: tables sized to a terminal, plain tables when piped."""
+"""cli/output.py: tables sized to a terminal, plain tables when piped, spreadsheet-safe CSV."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import io
 import re
 import uuid
@@ -9,14 +11,20 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from usermgr.cli.admin import EVENT_TABLE_COLUMNS, _event_row
 from usermgr.cli.output import (
+    FIELDS,
+    FORMULA_TRIGGERS,
     USER_COLUMNS,
     _table_row,
+    render_stream,
     render_table,
     short_id,
+    spreadsheet_cell,
     to_the_minute,
 )
 from usermgr.domain.values import format_timestamp
@@ -166,3 +174,51 @@ def test_piped_event_tables_keep_their_columns_and_full_values(capsys: pytest.Ca
     for line, e in zip(lines[1:], EVENTS):
         assert line.startswith(e["occurred_at"] + "  ")
         assert e["id"] in line and e["user_id"] in line
+
+
+# --- spreadsheet-safe CSV -----------------------------------------------------------
+
+# Text a name or email could hold (no line breaks: names refuse control characters),
+# often starting with a formula trigger.
+CELL_TEXT = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=20),
+    st.tuples(st.sampled_from(FORMULA_TRIGGERS[:5]), st.text(max_size=10)).map(
+        lambda t: t[0] + t[1].replace("\r", "").replace("\n", "")
+    ),
+)
+USER_VIEWS = st.lists(
+    st.fixed_dictionaries({field: CELL_TEXT for field in FIELDS}).map(lambda d: {**d, "is_active": True}),
+    max_size=5,
+)
+
+
+def csv_cells(users: list[dict[str, Any]], **options: Any) -> list[list[str]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        render_stream(users, "csv", **options)  # type: ignore[arg-type]
+    header, *rows = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert header == list(FIELDS)
+    return rows
+
+
+@given(USER_VIEWS)
+def test_csv_cells_are_the_values_exactly_without_the_flag(users: list[dict[str, Any]]) -> None:
+    assert csv_cells(users) == [_table_row(u) for u in users]  # type: ignore[arg-type]
+
+
+@given(USER_VIEWS)
+def test_spreadsheet_safe_cells_never_start_a_formula_and_give_the_value_back(users: list[dict[str, Any]]) -> None:
+    for cells, u in zip(csv_cells(users, spreadsheet_safe=True), users, strict=True):
+        for cell, value in zip(cells, _table_row(u), strict=True):  # type: ignore[arg-type]
+            assert not cell.startswith(FORMULA_TRIGGERS)
+            if value.startswith(FORMULA_TRIGGERS):
+                assert cell == "'" + value
+            else:
+                assert cell == value
+
+
+@given(st.text())
+def test_spreadsheet_cell_adds_one_quote_exactly_when_the_text_starts_with_a_trigger(text: str) -> None:
+    cell = spreadsheet_cell(text)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert cell == ("'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text)

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from usermgr.application.queries import Page, UserView
 
 FIELDS = ("id", "email", "name", "role", "is_active", "created_at", "updated_at")
+# OWASP's CSV-injection rule: a spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # The caption says what the terminal view leaves out, and where to find it in full.
 TERMINAL_NOTE = "times in UTC; full ids and times: --format json"
 
@@ -98,17 +100,28 @@ def render_user(user: UserView, *, as_json: bool, extra: dict[str, Any] | None =
         emit(f"{field:<{width}}  {_cell(user[field])}")
 
 
-def render_page(page: Page, fmt: str) -> None:
+def render_page(page: Page, fmt: str, *, spreadsheet_safe: bool = False) -> None:
     if fmt == "json":
         emit_json(page.as_dict())
     elif fmt == "table":
         caption = f"page {page.page} of {page.pages}, {page.total} user{'s' * (page.total != 1)}"
         render_table(USER_COLUMNS, [_table_row(u) for u in page.items], caption)
     else:
-        render_stream(page.items, fmt)
+        render_stream(page.items, fmt, spreadsheet_safe=spreadsheet_safe)
 
 
-def render_stream(users: Iterable[UserView], fmt: str, columns: Sequence[str] = FIELDS) -> None:
+def spreadsheet_cell(text: str) -> str:
+    """The cell with a leading ' when a spreadsheet would otherwise run it as a formula."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def render_stream(
+    users: Iterable[UserView],
+    fmt: str,
+    columns: Sequence[str] = FIELDS,
+    *,
+    spreadsheet_safe: bool = False,
+) -> None:
     """jsonl or csv, one user at a time, whatever their number."""
     if fmt == "jsonl":
         for user in users:
@@ -117,7 +130,8 @@ def render_stream(users: Iterable[UserView], fmt: str, columns: Sequence[str] = 
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         for user in users:
-            writer.writerow(_table_row(user, columns))
+            row = _table_row(user, columns)
+            writer.writerow([spreadsheet_cell(c) for c in row] if spreadsheet_safe else row)
     else:
         raise ValueError(fmt)
 

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
+from usermgr.cli.options import SpreadsheetSafe, require_csv
 from usermgr.cli.output import FIELDS, emit, render_stream
 from usermgr.errors import InvalidInput
 
@@ -144,6 +145,7 @@ def export(
         bool,
         typer.Option("--include-hashes", help="Add password_hash, so an import keeps passwords working."),
     ] = False,
+    spreadsheet_safe: SpreadsheetSafe = False,
 ) -> None:
     """Write every user to stdout, oldest first, in constant memory.
 
@@ -153,9 +155,10 @@ def export(
     """
     from usermgr.application import queries
 
+    require_csv(spreadsheet_safe, fmt.value)
     users = ctx.obj.services().handle(queries.ExportUsers(include_hashes=include_hashes))
     columns = [*FIELDS, "password_hash"] if include_hashes else FIELDS
-    render_stream(users, fmt.value, columns)
+    render_stream(users, fmt.value, columns, spreadsheet_safe=spreadsheet_safe)
 
 
 def register(app: typer.Typer) -> None:

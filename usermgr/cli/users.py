@@ -13,7 +13,9 @@ from usermgr.cli.options import (
     ListFormat,
     PasswordFile,
     PasswordStdin,
+    SpreadsheetSafe,
     UserArg,
+    require_csv,
 )
 from usermgr.cli.output import emit, render_page, render_stream, render_user
 from usermgr.cli.passwords import stdin_is_terminal
@@ -101,6 +103,7 @@ def list_(
     per_page: Annotated[int, typer.Option("--per-page", metavar="N", help="Users a page, 1 to 1000.")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Every matching user, no pages.")] = False,
     fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+    spreadsheet_safe: SpreadsheetSafe = False,
 ) -> None:
     """List users, newest first.
 
@@ -110,6 +113,7 @@ def list_(
     """
     from usermgr.application import queries
 
+    require_csv(spreadsheet_safe, fmt.value)
     if active and inactive:
         raise InvalidInput("give --active or --inactive, not both")
     active_filter = True if active else False if inactive else None
@@ -117,11 +121,11 @@ def list_(
         query = queries.ListUsers(
             search=search, active=active_filter, role=role, page=page, per_page=per_page
         )
-        render_page(_run(ctx, query), fmt.value)
+        render_page(_run(ctx, query), fmt.value, spreadsheet_safe=spreadsheet_safe)
         return
     users = _run(ctx, queries.StreamUsers(search=search, active=active_filter, role=role))
     if fmt in (ListFormat.jsonl, ListFormat.csv):
-        render_stream(users, fmt.value)
+        render_stream(users, fmt.value, spreadsheet_safe=spreadsheet_safe)
         return
     items = list(users)
     everything = queries.Page(items=items, total=len(items), page=1, per_page=max(len(items), 1))
