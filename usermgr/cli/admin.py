@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from usermgr.cli.options import HELP_MARKUP
-from usermgr.cli.output import emit, emit_json, flush, render_table
+from usermgr.cli.output import Column, emit, emit_json, flush, render_table, short_id, to_the_minute
 from usermgr.errors import DeliveriesFailed, InvalidInput, WorkToDo, shown
 
 
@@ -25,7 +25,15 @@ class ReportFormat(str, enum.Enum):
     json = "json"
 
 
-EVENT_TABLE_COLUMNS = ("occurred_at", "type", "user_id", "email", "actor", "id", "data")
+EVENT_TABLE_COLUMNS = (
+    Column("occurred_at", to_the_minute),
+    Column("type"),
+    Column("user_id", short_id, drop=2),
+    Column("email", fold_last=True),
+    Column("actor", drop=3),
+    Column("id", short_id, drop=1),
+    Column("data", fold=True),
+)
 
 
 def _event_row(event: Any) -> list[str]:

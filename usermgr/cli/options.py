@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from usermgr.errors import InvalidInput
+
 # Help is drawn with Rich boxes on a terminal only: piped, it is plain text.
 HELP_MARKUP = "rich" if sys.stdout is not None and sys.stdout.isatty() else None
 
@@ -31,6 +33,23 @@ GeneratePassword = Annotated[
     bool,
     typer.Option("--generate-password", help="Generate a strong password and print it once."),
 ]
+
+SpreadsheetSafe = Annotated[
+    bool,
+    typer.Option(
+        "--spreadsheet-safe",
+        help=(
+            "csv only: put a ' before any cell that starts with =, +, -, @, a tab or a carriage"
+            " return, so a spreadsheet shows it as text instead of running it as a formula."
+            " Such a file is for spreadsheets, not for re-import."
+        ),
+    ),
+]
+
+
+def require_csv(spreadsheet_safe: bool, fmt: str) -> None:
+    if spreadsheet_safe and fmt != "csv":
+        raise InvalidInput(f"--spreadsheet-safe is for --format csv only, not {fmt}")
 
 
 class ListFormat(str, enum.Enum):

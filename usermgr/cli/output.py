@@ -7,16 +7,67 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from usermgr.application.queries import USER_FIELDS as FIELDS
 from usermgr.errors import OutputFailed
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from usermgr.application.queries import Page, UserView
 
-TABLE_COLUMNS = ("id", "email", "name", "role", "active", "created_at", "updated_at")
+# OWASP's CSV-injection rule: a spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# The caption says what the terminal view leaves out, and where to find it in full.
+TERMINAL_NOTE = "times in UTC; full ids and times: --format json"
+
+
+def full(value: str) -> str:
+    return value
+
+
+def short_id(value: str) -> str:
+    # Like `git log --oneline`: 8 hex digits tell rows apart at a glance; scripts get the
+    # full id from --format json or piped output.
+    return value[:8]
+
+
+def to_the_minute(value: str) -> str:
+    # Stored times have one fixed shape (values.format_timestamp), so slicing is exact:
+    # "2026-11-27T09:15:36.123456Z" -> "2026-11-27 09:15".
+    return f"{value[:10]} {value[11:16]}" if value else ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column. Piped, every cell shows its value in full. On a terminal, `shown`
+    may shorten it; a `fold` column wraps its text over lines, a `fold_last` one only
+    when the row cannot fit otherwise, and any other never does; columns with a `drop`
+    rank are left out, lowest rank first, while a row would not fit the width."""
+
+    header: str
+    shown: Callable[[str], str] = full
+    fold: bool = False
+    fold_last: bool = False
+    drop: int = 0
+
+
+USER_COLUMNS = (
+    Column("id", short_id),
+    Column("email", fold_last=True),
+    Column("name", fold=True),
+    Column("role"),
+    Column("active"),
+    Column("created_at", to_the_minute, drop=2),
+    Column("updated_at", to_the_minute, drop=1),
+)
+# A folding column keeps at least this many characters (or its header) a line.
+FOLD_MIN_WIDTH = 10
+# Spaces between two columns, on a terminal as in piped output.
+GAP = 2
 
 
 def stdout_is_terminal() -> bool:
@@ -71,17 +122,28 @@ def render_user(user: UserView, *, as_json: bool, extra: dict[str, Any] | None =
         emit(f"{field:<{width}}  {_cell(getattr(user, field))}")
 
 
-def render_page(page: Page, fmt: str) -> None:
+def render_page(page: Page, fmt: str, *, spreadsheet_safe: bool = False) -> None:
     if fmt == "json":
         emit_json(page.as_dict())
     elif fmt == "table":
         caption = f"page {page.page} of {page.pages}, {page.total} user{'s' * (page.total != 1)}"
-        render_table(TABLE_COLUMNS, [_table_row(u) for u in page.items], caption)
+        render_table(USER_COLUMNS, [_table_row(u) for u in page.items], caption)
     else:
-        render_stream(page.items, fmt)
+        render_stream(page.items, fmt, spreadsheet_safe=spreadsheet_safe)
 
 
-def render_stream(users: Iterable[UserView], fmt: str, columns: Sequence[str] = FIELDS) -> None:
+def spreadsheet_cell(text: str) -> str:
+    """The cell with a leading ' when a spreadsheet would otherwise run it as a formula."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def render_stream(
+    users: Iterable[UserView],
+    fmt: str,
+    columns: Sequence[str] = FIELDS,
+    *,
+    spreadsheet_safe: bool = False,
+) -> None:
     """jsonl or csv, one user at a time, whatever their number."""
     if fmt == "jsonl":
         for user in users:
@@ -91,26 +153,70 @@ def render_stream(users: Iterable[UserView], fmt: str, columns: Sequence[str] = 
         with output_errors():
             writer.writerow(columns)
             for user in users:
-                writer.writerow(_table_row(user, columns))
+                row = _table_row(user, columns)
+                writer.writerow([spreadsheet_cell(c) for c in row] if spreadsheet_safe else row)
     else:
         raise ValueError(fmt)
 
 
-def render_table(columns: Sequence[str], rows: list[list[str]], caption: str) -> None:
-    if not stdout_is_terminal():
-        _plain_table(columns, rows)
-        return
-    from rich.console import Console
+def render_table(
+    columns: Sequence[Column], rows: list[list[str]], caption: str, *, console: Console | None = None
+) -> None:
+    """Plain aligned columns with every value in full when stdout is not a terminal;
+    else a Rich table sized to the console (`console` lets a test choose one)."""
+    if console is None:
+        if not stdout_is_terminal():
+            _plain_table([c.header for c in columns], rows)
+            return
+        from rich.console import Console
+
+        console = Console(no_color="NO_COLOR" in os.environ)
+    from rich.text import Text
+
+    console.print(_rich_table(columns, rows, console.width))
+    # Below the table rather than its caption, so it wraps at the console's width, not the table's.
+    console.print(Text(f"{caption}; {TERMINAL_NOTE}", style="table.caption"))
+
+
+def _rich_table(columns: Sequence[Column], rows: list[list[str]], width: int) -> Any:
+    from rich import box
+    from rich.cells import cell_len
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(caption=caption, show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
+    cells = [[column.shown(value) for column, value in zip(columns, row)] for row in rows]
+
+    def narrowest(index: int) -> int:
+        # What a column needs so that nothing but a folding column's text is broken.
+        natural = max([cell_len(columns[index].header), *(cell_len(row[index]) for row in cells)])
+        if columns[index].fold:
+            return min(natural, max(cell_len(columns[index].header), FOLD_MIN_WIDTH))
+        return natural
+
+    def needed(shown: list[int]) -> int:
+        return sum(narrowest(i) for i in shown) + GAP * (len(shown) - 1)
+
+    shown = list(range(len(columns)))
+    for index in sorted((i for i in shown if columns[i].drop), key=lambda i: columns[i].drop):
+        if needed(shown) <= width:
+            break
+        shown.remove(index)
+    # A console too narrow even for that gets emails folded rather than cut off.
+    fits = needed(shown) <= width
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, GAP - 1, 0, 0),
+    )
+    for index in shown:
+        column = columns[index]
+        folds = column.fold or (column.fold_last and not fits)
+        table.add_column(column.header, no_wrap=not folds, overflow="fold")
+    for row in cells:
         # Text cells are printed literally: a name like "[bold]x[/]" is no markup.
-        table.add_row(*(Text(cell) for cell in row))
-    Console(no_color="NO_COLOR" in os.environ).print(table)
+        table.add_row(*(Text(row[index]) for index in shown))
+    return table
 
 
 def _plain_table(columns: Sequence[str], rows: list[list[str]]) -> None:
@@ -119,4 +225,3 @@ def _plain_table(columns: Sequence[str], rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     for row in rows:
         emit("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from usermgr.errors import InvalidInput
+
+# Raises InvalidInput for a password the policy refuses; the message never holds the password.
+Check = Callable[[str], None]
+# As passwd(1): a mistyped repeat or a refused password is asked again, three times in all.
+ATTEMPTS = 3
 
 NO_SOURCE = (
     "no password source: there is no terminal to ask on; use --password-stdin or"
@@ -55,20 +61,36 @@ def from_file(path: Path) -> str:
         raise InvalidInput(f"cannot read password file {path}: {e.strerror}") from None
 
 
-def prompt(confirm: bool) -> str:
+def prompt(confirm: bool, check: Check | None = None) -> str:
+    """A hidden prompt on the terminal, asked again after a refused or mistyped password."""
     if not stdin_is_terminal():
         raise InvalidInput(NO_SOURCE + (" (or --generate-password)" if confirm else ""))
     import getpass
 
-    try:
-        password = getpass.getpass("Password: ")
-        if confirm and getpass.getpass("Repeat password: ") != password:
-            raise InvalidInput("the passwords did not match; nothing was changed")
-    except EOFError:
-        raise InvalidInput("no password given") from None
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            password = getpass.getpass("Password: ")
+            problem = _refused(password, check)
+            if problem is None and confirm and getpass.getpass("Repeat password: ") != password:
+                problem = "the passwords did not match"
+        except EOFError:
+            raise InvalidInput("no password given") from None
+        if problem is None:
+            return password
+        if attempt < ATTEMPTS:
+            sys.stderr.write(f"{problem}; try again\n")
+    raise InvalidInput(f"{problem} ({ATTEMPTS} attempts); nothing was changed")
+
+
+def _refused(password: str, check: Check | None) -> str | None:
     if not password:
-        raise InvalidInput("no password given")
-    return password
+        return "no password given"
+    if check is not None:
+        try:
+            check(password)
+        except InvalidInput as e:
+            return str(e)
+    return None
 
 
 def generate() -> str:
@@ -84,8 +106,10 @@ def resolve(
     file: Path | None = None,
     generated: bool = False,
     none: bool = False,
+    check: Check | None = None,
 ) -> Password:
-    """The one password source given, or a confirmed prompt on a terminal."""
+    """The one password source given, or a confirmed prompt on a terminal that asks
+    again for a password `check` refuses."""
     chosen = [stdin, file is not None, generated, none]
     if sum(chosen) > 1:
         raise InvalidInput(
@@ -99,7 +123,7 @@ def resolve(
         return Password(generate(), generated=True)
     if none:
         return Password(None)
-    return Password(prompt(confirm=True))
+    return Password(prompt(confirm=True, check=check))
 
 
 def resolve_for_check(*, stdin: bool, file: Path | None) -> str:

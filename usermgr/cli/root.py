@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from usermgr import __version__
 from usermgr.cli.options import HELP_MARKUP
@@ -76,6 +76,60 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+# Options of `usermgr` itself, as the hint for one given after the command writes them.
+GLOBAL_OPTIONS = {"--db": "--db PATH", "--config": "--config PATH", "--debug": "--debug"}
+
+
+def _misplaced_global_option(error: Exception) -> str | None:
+    """Click's "No such option: --db" for a global option given after the command,
+    with where to put it instead."""
+    from typer._click.exceptions import NoSuchOption  # Typer's own copy of Click
+
+    if not isinstance(error, NoSuchOption) or error.option_name not in GLOBAL_OPTIONS:
+        return None
+    ctx, words = error.ctx, []
+    while ctx is not None and ctx.parent is not None:  # up to the root: "hooks list"
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    prog = ctx.info_name if ctx is not None else "usermgr"
+    name = error.option_name
+    return (
+        f"{error.message} ({name} is a global option: put it before the command,"
+        f" as in {prog} {GLOBAL_OPTIONS[name]} {' '.join(words)})"
+    )
+
+
+class Command(TyperCommand):
+    """A command whose usage line and summary read as admins expect."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        # Typer 0.28 writes a required argument as {EMAIL}, which reads as literal braces
+        # or a set of choices; the POSIX form is EMAIL, and [ID] when it is optional.
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not isinstance(param, TyperArgument):
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            metavar = param.make_metavar(ctx)
+            pieces.append(metavar if param.required or metavar.startswith("[") else f"[{metavar}]")
+        return pieces
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        # Click cuts a summary longer than the help's width with "..."; keep the first
+        # sentence whole and let the command list wrap it.
+        return super().get_short_help_str(limit=sys.maxsize)
+
+
+def _use_command_class(group: typer.Typer) -> None:
+    """Every command of the tree, added here or in a module, gets `Command`."""
+    for info in group.registered_commands:
+        if info.cls is TyperCommand:
+            info.cls = Command
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _use_command_class(sub.typer_instance)
+
+
 class ErrorBoundary(TyperGroup):
     """Every failure becomes one line on stderr and the contract's exit code."""
 
@@ -116,6 +170,9 @@ class ErrorBoundary(TyperGroup):
             raise typer.Exit(141) from None
         except Exception as e:
             if type(e).__module__.startswith(("typer", "click")):
+                hint = _misplaced_global_option(e)
+                if hint is not None:
+                    raise fail(hint, 2) from None
                 raise
             runtime = ctx.obj if isinstance(ctx.obj, Runtime) else None
             if (runtime and runtime.debug) or os.environ.get("USERMGR_DEBUG") == "1":
@@ -170,8 +227,10 @@ def root(
             "--db",
             envvar="USERMGR_DB",
             metavar="PATH|URL",
-            help="SQLite file or sqlite:///PATH URL [default: usermgr.db in the per-user data directory]",
-            show_default=False,
+            help="SQLite file or sqlite:///PATH URL.",
+            # A text default, which Typer writes as "[default: ...]" in plain and Rich help
+            # alike (in the help text itself, Rich markup would take the brackets for a tag).
+            show_default="usermgr.db in the per-user data directory",
         ),
     ] = None,
     config: Annotated[
@@ -180,8 +239,8 @@ def root(
             "--config",
             envvar="USERMGR_CONFIG",
             metavar="PATH",
-            help="TOML config file [default: config.toml in the per-user config directory]",
-            show_default=False,
+            help="TOML config file.",
+            show_default="config.toml in the per-user config directory",
             readable=False,  # the loader reads it and says in one line why it cannot
         ),
     ] = None,
@@ -204,6 +263,7 @@ def _register() -> None:
     users.register(app)
     transfer.register(app)
     admin.register(app)
+    _use_command_class(app)
 
 
 _register()

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
+from usermgr.cli.options import SpreadsheetSafe, require_csv
 from usermgr.cli.output import emit, flush, render_stream
 from usermgr.errors import InvalidInput, shown
 
@@ -148,6 +149,7 @@ def export(
         bool,
         typer.Option("--include-hashes", help="Add password_hash, so an import keeps passwords working."),
     ] = False,
+    spreadsheet_safe: SpreadsheetSafe = False,
 ) -> None:
     """Write every user to stdout, oldest first, in constant memory.
 
@@ -157,8 +159,10 @@ def export(
     """
     from usermgr.application import queries
 
+    require_csv(spreadsheet_safe, fmt.value)
     users = ctx.obj.bus().handle(queries.ExportUsers(include_hashes=include_hashes))
-    render_stream(users, fmt.value, queries.EXPORT_FIELDS if include_hashes else queries.USER_FIELDS)
+    columns = queries.EXPORT_FIELDS if include_hashes else queries.USER_FIELDS
+    render_stream(users, fmt.value, columns, spreadsheet_safe=spreadsheet_safe)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,9 @@ from usermgr.cli.options import (
     ListFormat,
     PasswordFile,
     PasswordStdin,
+    SpreadsheetSafe,
     UserArg,
+    require_csv,
 )
 from usermgr.cli.output import emit, flush, render_page, render_stream, render_user
 from usermgr.cli.passwords import stdin_is_terminal
@@ -30,6 +32,13 @@ def _run(ctx: typer.Context, message: object, render: Callable[[Any], None] | No
             flush()
 
     return ctx.obj.bus().handle(message, render=rendered)
+
+
+def _length_check(ctx: typer.Context) -> passwords.Check:
+    """The configured length limits, so the prompt can ask again for a password they refuse."""
+    from usermgr.domain.values import PasswordPolicy
+
+    return PasswordPolicy(ctx.obj.settings().min_password_length).check_length
 
 
 def create(
@@ -59,7 +68,11 @@ def create(
     from usermgr.application import commands
 
     password = passwords.resolve(
-        stdin=password_stdin, file=password_file, generated=generate_password, none=no_password
+        stdin=password_stdin,
+        file=password_file,
+        generated=generate_password,
+        none=no_password,
+        check=_length_check(ctx),
     )
     def render(result: Any) -> None:
         show_password = password.generated and result.created
@@ -101,6 +114,7 @@ def list_(
     per_page: Annotated[int, typer.Option("--per-page", metavar="N", help="Users a page, 1 to 1000.")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Every matching user, no pages.")] = False,
     fmt: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.table,
+    spreadsheet_safe: SpreadsheetSafe = False,
 ) -> None:
     """List users, newest first.
 
@@ -110,18 +124,24 @@ def list_(
     """
     from usermgr.application import queries
 
+    require_csv(spreadsheet_safe, fmt.value)
     if active and inactive:
         raise InvalidInput("give --active or --inactive, not both")
     where = queries.UserFilter(search=search, active=True if active else False if inactive else None, role=role)
     if not all_:
-        _run(ctx, queries.ListUsers(filter=where, page=page, per_page=per_page), lambda p: render_page(p, fmt.value))
+        _run(
+            ctx,
+            queries.ListUsers(filter=where, page=page, per_page=per_page),
+            lambda p: render_page(p, fmt.value, spreadsheet_safe=spreadsheet_safe),
+        )
         return
     users = _run(ctx, queries.StreamUsers(filter=where))
     if fmt in (ListFormat.jsonl, ListFormat.csv):
-        render_stream(users, fmt.value)
+        render_stream(users, fmt.value, spreadsheet_safe=spreadsheet_safe)
         return
     items = list(users)
-    render_page(queries.Page(items=items, total=len(items), page=1, per_page=max(len(items), 1)), fmt.value)
+    everything = queries.Page(items=items, total=len(items), page=1, per_page=max(len(items), 1))
+    render_page(everything, fmt.value, spreadsheet_safe=spreadsheet_safe)
 
 
 def show(ctx: typer.Context, user: UserArg, *, as_json: JsonFlag = False) -> None:
@@ -212,7 +232,9 @@ def passwd(
     """
     from usermgr.application import commands
 
-    password = passwords.resolve(stdin=password_stdin, file=password_file, generated=generate_password)
+    password = passwords.resolve(
+        stdin=password_stdin, file=password_file, generated=generate_password, check=_length_check(ctx)
+    )
     assert password.value is not None
 
     def render(view: Any) -> None:

@@ -168,6 +168,13 @@ class PasswordPolicy:
     min_length: int = 12
 
     def check(self, password: str, email: Email) -> None:
+        self.check_length(password)
+        folded = password.casefold()
+        if folded in (email.normalized.casefold(), email.local_part.casefold()):
+            raise InvalidInput("password must not be the email or its local part")
+
+    def check_length(self, password: str) -> None:
+        """The part of the policy that needs no user, so a prompt can ask again at once."""
         if len(password) < self.min_length:
             raise InvalidInput(f"password too short: use at least {self.min_length} characters")
         try:
@@ -181,9 +188,6 @@ class PasswordPolicy:
         if "\x00" in password:
             # bcrypt stops at a NUL byte: "a\0b" would verify as "a", so refuse it.
             raise InvalidInput("password must not contain a NUL character")
-        folded = password.casefold()
-        if folded in (email.normalized.casefold(), email.local_part.casefold()):
-            raise InvalidInput("password must not be the email or its local part")
 
 
 def format_timestamp(moment: datetime) -> str:
