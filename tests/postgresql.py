@@ -3,11 +3,11 @@ USERMGR_TEST_POSTGRESQL, a superuser URL), and a fresh empty database for each t
 
 Measured here: start_server() ~0.5-0.9 s (initdb -N, then pg_ctl start -w).
 A database per test, CREATE DATABASE ... TEMPLATE template0 STRATEGY FILE_COPY, costs
-~9 ms with the cluster on tmpfs but ~200 ms on this machine's disk (FILE_COPY copies
-~7.5 MB of catalog files and checkpoints twice), so the cluster lives in /dev/shm.
-A schema per test would cost ~0.1 ms, but then every URL must carry a search_path in
-libpq's `options`; a whole database is what usermgr is given in real use, and at ~9 ms
-(plus ~4 ms to drop it) it is cheap enough.
+9-17 ms (medians of 100) with the cluster on tmpfs but ~200 ms on this machine's disk
+(FILE_COPY copies ~7.5 MB of catalog files and checkpoints twice), so the cluster lives
+in /dev/shm. A schema per test would cost ~0.1 ms, but then every URL must carry a
+search_path in libpq's `options`; a whole database is what usermgr is given in real
+use, and at that cost (plus ~5 ms to drop it later) it is cheap enough.
 """
 
 from __future__ import annotations
