@@ -3,11 +3,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests import postgresql
 from tests.fakes import FakeHasher, FakeStorage, FakeUnitOfWork, FixedClock
 from usermgr.application.bus import MessageBus
 from usermgr.bootstrap import build
@@ -121,3 +123,41 @@ def run_usermgr(*args: str, input: str | None = None, env: dict[str, str] | None
         timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[postgresql.Server]:
+    """One PostgreSQL server for the whole session, started by the first test that asks.
+    Without one the tests that need it are skipped, except in CI, where that fails them."""
+    try:
+        server = postgresql.start_server()
+    except postgresql.Unavailable as missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(missing), pytrace=False)
+        pytest.skip(str(missing))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: postgresql.Server) -> Iterator[str]:
+    """A new empty database on the session's server, as a postgresql:// URL."""
+    url = postgresql.fresh_database(postgresql_server)
+    yield url
+    postgresql.release_database(postgresql_server, url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)], ids=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new empty database on each engine in turn, for a test written once for both:
+    a SQLite file path, or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "users.db")
+    return request.getfixturevalue("postgresql_url")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # So that `-m "not postgresql"` leaves out every test that needs the server.
+    for item in items:
+        if "postgresql_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgresql)
