@@ -27,23 +27,24 @@ from usermgr.cli.output import (
     spreadsheet_cell,
     to_the_minute,
 )
+from usermgr.application.queries import EventView, UserView
 from usermgr.domain.values import format_timestamp
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 START = datetime(2026, 11, 27, 9, 15, 2, 123456, tzinfo=timezone.utc)
 
 
-def user(email: str, name: str, *, role: str = "user", minutes: int = 0, updated: bool = True) -> dict[str, Any]:
+def user(email: str, name: str, *, role: str = "user", minutes: int = 0, updated: bool = True) -> UserView:
     created = START + timedelta(minutes=minutes)
-    return {
-        "id": str(uuid.uuid4()),
-        "email": email,
-        "name": name,
-        "role": role,
-        "is_active": True,
-        "created_at": format_timestamp(created),
-        "updated_at": format_timestamp(created + timedelta(hours=3)) if updated else None,
-    }
+    return UserView(
+        id=str(uuid.uuid4()),
+        email=email,
+        name=name,
+        role=role,
+        is_active=True,
+        created_at=format_timestamp(created),
+        updated_at=format_timestamp(created + timedelta(hours=3)) if updated else None,
+    )
 
 
 USERS = [
@@ -53,15 +54,15 @@ USERS = [
 ]
 
 
-def event(u: dict[str, Any], type_: str, data: dict[str, Any], minutes: int) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "type": type_,
-        "user_id": u["id"],
-        "occurred_at": format_timestamp(START + timedelta(minutes=minutes)),
-        "actor": "root",
-        "data": {"email": u["email"], **data},
-    }
+def event(u: UserView, type_: str, data: dict[str, Any], minutes: int) -> EventView:
+    return EventView(
+        id=str(uuid.uuid4()),
+        type=type_,
+        user_id=u.id,
+        occurred_at=format_timestamp(START + timedelta(minutes=minutes)),
+        actor="root",
+        data={"email": u.email, **data},
+    )
 
 
 EVENTS = [
@@ -98,13 +99,13 @@ def test_a_user_table_fits_the_width_and_never_breaks_an_id_email_or_time(width:
     lines = on_terminal(USER_COLUMNS, user_rows(USERS), width)
     assert max(len(line) for line in lines) <= width, "\n".join(lines)
     for u in USERS:
-        row = next(line for line in lines if line.startswith(u["id"][:8] + " "))
-        assert u["email"] in row
-        assert u["id"] not in "\n".join(lines)  # only the short id shows on a terminal
+        row = next(line for line in lines if line.startswith(u.id[:8] + " "))
+        assert u.email in row
+        assert u.id not in "\n".join(lines)  # only the short id shows on a terminal
         if "created_at" in headers(lines):
-            assert to_the_minute(u["created_at"]) in row
-        if "updated_at" in headers(lines) and u["updated_at"]:
-            assert to_the_minute(u["updated_at"]) in row
+            assert to_the_minute(u.created_at) in row
+        if "updated_at" in headers(lines) and u.updated_at:
+            assert to_the_minute(u.updated_at) in row
 
 
 def test_a_narrow_terminal_drops_updated_at_first_then_created_at() -> None:
@@ -116,7 +117,7 @@ def test_a_narrow_terminal_drops_updated_at_first_then_created_at() -> None:
 
 def test_only_names_fold_over_lines() -> None:
     lines = on_terminal(USER_COLUMNS, user_rows(USERS), 80)
-    long_name = USERS[1]["name"]
+    long_name = USERS[1].name
     assert long_name not in "\n".join(lines)  # folded...
     assert all(word in "\n".join(lines) for word in long_name.split())  # ...but all there
     assert "[bold]Not bold[/]" in "\n".join(lines)  # printed literally, not as markup
@@ -129,11 +130,11 @@ def test_an_event_table_fits_the_width_and_never_breaks_an_id_email_or_time(widt
     shown = headers(lines)
     assert shown[:2] == ["occurred_at", "type"] and "email" in shown and shown[-1] == "data"
     for e in EVENTS:
-        row = next(line for line in lines if line.startswith(to_the_minute(e["occurred_at"])))
-        assert e["type"] in row and e["data"]["email"] in row
-        assert ("user_id" in shown) == (e["user_id"][:8] in row)
-        assert ("actor" in shown) == (f" {e['actor']} " in row)
-        assert ("id" in shown) == (e["id"][:8] in row)
+        row = next(line for line in lines if line.startswith(to_the_minute(e.occurred_at)))
+        assert e.type in row and e.data["email"] in row
+        assert ("user_id" in shown) == (e.user_id[:8] in row)
+        assert ("actor" in shown) == (f" {e.actor} " in row)
+        assert ("id" in shown) == (e.id[:8] in row)
 
 
 def test_event_columns_give_way_to_the_width_event_id_first_then_user_id_then_actor() -> None:
@@ -149,7 +150,7 @@ def test_too_narrow_a_terminal_folds_emails_but_never_ids() -> None:
     lines = on_terminal(USER_COLUMNS, user_rows(USERS), 50)
     assert max(len(line) for line in lines) <= 50
     for u in USERS:
-        assert any(line.startswith(u["id"][:8] + " ") for line in lines)
+        assert any(line.startswith(u.id[:8] + " ") for line in lines)
 
 
 def test_the_caption_says_times_are_utc_and_where_the_full_values_are() -> None:
@@ -164,7 +165,7 @@ def test_piped_tables_show_every_value_in_full_as_plain_aligned_columns(capsys: 
     table = [["id", "email", "name", "role", "active", "created_at", "updated_at"], *user_rows(USERS)]
     width = [max(len(row[i]) for row in table) for i in range(7)]
     assert out.splitlines() == ["  ".join(c.ljust(w) for c, w in zip(row, width)).rstrip() for row in table]
-    assert all(u["id"] in out and u["created_at"] in out for u in USERS)
+    assert all(u.id in out and u.created_at in out for u in USERS)
 
 
 def test_piped_event_tables_keep_their_columns_and_full_values(capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,8 +173,8 @@ def test_piped_event_tables_keep_their_columns_and_full_values(capsys: pytest.Ca
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["occurred_at", "type", "user_id", "email", "actor", "id", "data"]
     for line, e in zip(lines[1:], EVENTS):
-        assert line.startswith(e["occurred_at"] + "  ")
-        assert e["id"] in line and e["user_id"] in line
+        assert line.startswith(e.occurred_at + "  ")
+        assert e.id in line and e.user_id in line
 
 
 # --- spreadsheet-safe CSV -----------------------------------------------------------
@@ -187,7 +188,7 @@ CELL_TEXT = st.one_of(
     ),
 )
 USER_VIEWS = st.lists(
-    st.fixed_dictionaries({field: CELL_TEXT for field in FIELDS}).map(lambda d: {**d, "is_active": True}),
+    st.fixed_dictionaries({field: CELL_TEXT for field in FIELDS}).map(lambda d: UserView(**{**d, "is_active": True})),
     max_size=5,
 )
 

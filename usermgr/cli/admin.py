@@ -60,7 +60,7 @@ def _handle(ctx: typer.Context, message: object, render: Any = None, **options: 
 
 events_app = typer.Typer(
     name="events",
-    help="Show the audit log, oldest first; 'events verify' checks its hash chain.",
+    help="Show the audit log, oldest first, or verify its hash chain.",
     invoke_without_command=True,
     rich_markup_mode=HELP_MARKUP,
 )
