@@ -7,7 +7,7 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from usermgr.application.ports import DeliveryLog, EventViews, Hook, StorageAdmin, UnitOfWork, UserViews
 from usermgr.errors import InvalidInput, shown
@@ -38,7 +38,9 @@ def without_password(url: str) -> str:
         if "@" in netloc:
             user, _, host = netloc.rpartition("@")
             netloc = f"{user.partition(':')[0]}@{host}"
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)])
+        query = "&".join(
+            f"{k}=***" if k.lower() == "password" else f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        )
         return shown(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
     except ValueError:
         return "the PostgreSQL database (its URL could not be shown safely)"
@@ -99,7 +101,7 @@ def open_storage(
                 " pipx install 'usermgr[postgresql]' (or pip install 'usermgr[postgresql]')"
             ) from None
         assert location.url is not None
-        return PostgresStorage(location.url, busy_timeout=busy_timeout, hooks=hooks, actor=actor)
+        return PostgresStorage(location.url, busy_timeout=busy_timeout, hooks=hooks, actor=actor, notice=notice)
     from usermgr.infrastructure.storage.sqlite import SqliteStorage
 
     assert location.path is not None

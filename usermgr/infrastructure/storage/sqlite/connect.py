@@ -222,7 +222,7 @@ def _warn_if_shared(path: Path) -> None:
         )
 
 
-def empty_database(path: Path) -> SqliteDatabase:
+def empty_database(path: Path | str) -> SqliteDatabase:
     """An in-memory database at the current schema: what a missing file reads as,
     for writers that must not bring the file into being (a failed command, a dry run)."""
     db = SqliteDatabase(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False), path)

@@ -34,7 +34,7 @@ def translate(error: BaseException, path: Path) -> UsermgrError | None:
 class SqliteDatabase(Database):
     engine = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path | str) -> None:
         self.conn = conn
         self.path = path
         self.location = shown(path)
