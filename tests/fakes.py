@@ -11,6 +11,7 @@ from typing import Any
 
 from usermgr.application.handlers import user_view
 from usermgr.application.ports import (
+    CurrentUser,
     Delivery,
     HashInfo,
     StorageReport,
@@ -47,6 +48,12 @@ class FakeUserRepository(UserRepository):
     def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
         taken = {u.email.key for u in self._store.values()}
         return taken & set(keys), {i: self._store[i].email.key for i in ids if i in self._store}
+
+    def current(self) -> list[CurrentUser]:
+        return [
+            CurrentUser(u.id, u.email.normalized, u.email.key, u.name, u.role.value, u.is_active, u.password_hash)
+            for u in self._store.values()
+        ]
 
     def remove(self, user: User) -> None:
         del self._store[user.id]

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from usermgr.application import commands, deliveries, handlers, importing, maintenance, queries
+from usermgr.application import commands, deliveries, handlers, importing, maintenance, provisioning, queries
 from usermgr.application.bus import EventBus, MessageBus
 from usermgr.application.ports import Clock, HookRunner, PasswordHasher, Report
 from usermgr.domain.values import Policy
@@ -78,6 +78,7 @@ def build(
         commands.DeleteUser: partial(handlers.delete_user, policy=policy, clock=clock),
         commands.VerifyPassword: partial(handlers.verify_password, views=storage.users, hasher=hasher, policy=policy),
         importing.ImportUsers: partial(importing.import_users, hasher=hasher, policy=policy, clock=clock),
+        provisioning.ApplyUsers: partial(provisioning.apply_users, hasher=hasher, policy=policy, clock=clock),
     }
     others: dict[type, Callable[..., Any]] = {
         queries.GetUser: partial(handlers.get_user, views=storage.users, policy=policy),

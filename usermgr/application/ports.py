@@ -24,6 +24,19 @@ Clock = Callable[[], datetime]
 Report = Callable[[str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    """What a plan compares a desired row with: a user as stored, without loading the entity."""
+
+    id: str
+    email: str
+    email_key: str
+    name: str
+    role: str
+    is_active: bool
+    password_hash: str | None
+
+
 class UserRepository(abc.ABC):
     """Users by id or email key; remembers what it handed out so events can be collected."""
 
@@ -70,6 +83,10 @@ class UserRepository(abc.ABC):
     @abc.abstractmethod
     def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
         """Which of these email keys are taken, and the email key of each of these ids that is."""
+
+    @abc.abstractmethod
+    def current(self) -> list[CurrentUser]:
+        """Every user as stored now, read in one pass (an apply plans against these)."""
 
     @abc.abstractmethod
     def remove(self, user: User) -> None: ...

@@ -8,13 +8,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from usermgr.cli.options import SpreadsheetSafe, require_csv
-from usermgr.cli.output import emit, flush, render_stream
-from usermgr.errors import InvalidInput, shown
+from usermgr.cli.output import emit, emit_json, flush, render_stream
+from usermgr.errors import InvalidInput, WorkToDo, shown
 
 if TYPE_CHECKING:
     from usermgr.application.importing import Record
@@ -165,6 +165,90 @@ def export(
     render_stream(users, fmt.value, columns, spreadsheet_safe=spreadsheet_safe)
 
 
+class Prune(str, enum.Enum):
+    deactivate = "deactivate"
+    delete = "delete"
+
+
+PLAN_SIGNS = {"create": "+", "delete": "-"}
+
+
+def _plan_line(change: Any) -> str:
+    sign = PLAN_SIGNS.get(change.action, "~")
+    line = f"{sign} {change.action} {shown(change.email)}"
+    if change.action == "update":
+        before, after = change.changes["name"]
+        line += f": name {shown(repr(before))} -> {shown(repr(after))}"
+    elif change.action == "set-role":
+        before, after = change.changes["role"]
+        line += f": {before} -> {after}"
+    return line
+
+
+def apply(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(metavar="FILE", help="CSV or JSON-lines file of every user there should be; - reads stdin.")],
+    *,
+    fmt: Annotated[
+        FileFormat | None,
+        typer.Option("--format", help="Default: jsonl for *.jsonl or *.ndjson, else csv."),
+    ] = None,
+    prune: Annotated[
+        Prune | None,
+        typer.Option("--prune", help="What happens to active users not in the file: deactivate or delete."),
+    ] = None,
+    update_passwords: Annotated[
+        bool,
+        typer.Option("--update-passwords", help="Also set the file's password or password_hash on existing users."),
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print the plan and change nothing; exit 8 if there is something to change.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON object.")] = False,
+) -> None:
+    """Make the users match a file: print the plan, then apply it in one transaction.
+
+    \b
+    Example:
+      usermgr apply staff.csv --prune deactivate --check || usermgr apply staff.csv --prune deactivate
+    """
+    from usermgr.application.provisioning import ApplyUsers
+
+    header, records = read_records(file, fmt)
+
+    def render(result: Any) -> None:
+        if as_json:
+            entries = []
+            for change in result.changes:
+                entry: dict[str, Any] = {"action": change.action, "email": change.email}
+                if change.changes:
+                    entry["changes"] = {k: list(v) for k, v in change.changes.items()}
+                entries.append(entry)
+            emit_json({"changes": entries, "applied": result.applied})
+        else:
+            for change in result.changes:
+                emit(_plan_line(change))
+            summary = result.summary()
+            emit(f"{summary} (check only: nothing was changed)" if not result.applied and result.changes else summary)
+        flush()
+
+    with _progress_bar() as progress:
+        result = ctx.obj.bus().handle(
+            ApplyUsers(
+                records=records,
+                header=header,
+                prune=prune.value if prune else None,
+                update_passwords=update_passwords,
+                check=check,
+            ),
+            render=render,
+            progress=progress,
+        )
+    if check and result.changes:
+        raise WorkToDo(f"{len(result.changes)} changes to apply (--check changed nothing)")
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_)
     app.command()(export)
+    app.command()(apply)

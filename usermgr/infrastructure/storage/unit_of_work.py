@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from usermgr.application.ports import Hook, UnitOfWork, UserRepository
+from usermgr.application.ports import CurrentUser, Hook, UnitOfWork, UserRepository
 from usermgr.domain.audit import GENESIS, extend_chain
 from usermgr.domain.events import Event
 from usermgr.domain.model import User
@@ -109,6 +109,10 @@ class SqlUserRepository(UserRepository):
             marks = ", ".join("?" * len(chunk))
             taken_ids.update(self.db.rows(f"SELECT id, email_key FROM users WHERE id IN ({marks})", chunk))
         return taken_keys, taken_ids
+
+    def current(self) -> list[CurrentUser]:
+        rows = self.db.stream("SELECT id, email, email_key, name, role, is_active, password_hash FROM users")
+        return [CurrentUser(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
 
     def remove(self, user: User) -> None:
         self.db.execute("DELETE FROM users WHERE id = ?", (user.id,))
