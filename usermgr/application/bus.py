@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from usermgr.application.ports import Report, UnitOfWork
-from usermgr.domain.events import Event
 from usermgr.errors import HooksInterrupted, OutputFailed
 
-Subscriber = Callable[[Event], None]
+if TYPE_CHECKING:
+    from usermgr.application.ports import Report, UnitOfWork
+    from usermgr.domain.events import Event
+
+Subscriber = Callable[["Event"], None]
 
 
 class EventBus:

@@ -5,9 +5,13 @@ for the others a missing database reads as empty, and their failure leaves no fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from usermgr.application.importing import Record
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,3 +109,32 @@ class UpgradeStorage:
     """Apply migrations, creating a missing database."""
 
     creates_storage: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportUsers:
+    """Add users in bulk: every row checked first, then all written in one transaction, or none."""
+
+    records: list[Record] = field(repr=False)
+    header: Sequence[str] | None = None  # a CSV file's columns, checked once
+    exists_ok: bool = False
+    dry_run: bool = False
+
+    @property
+    def creates_storage(self) -> bool:
+        return not self.dry_run
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyUsers:
+    """Make the users match a desired list, printing the plan first."""
+
+    records: list[Record] = field(repr=False)
+    header: Sequence[str] | None = None
+    prune: str | None = None  # "deactivate" or "delete": what happens to active users not in the file
+    update_passwords: bool = False
+    check: bool = False  # plan only
+
+    @property
+    def creates_storage(self) -> bool:
+        return not self.check

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from usermgr.application.commands import ImportUsers
 from usermgr.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgr.domain.model import User
 from usermgr.domain.values import Email, Policy, Role, parse_name, parse_timestamp
@@ -48,18 +49,6 @@ class Row:
     id: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ImportUsers:
-    records: list[Record] = field(repr=False)
-    header: Sequence[str] | None = None  # a CSV file's columns, checked once
-    exists_ok: bool = False
-    dry_run: bool = False
-
-    @property
-    def creates_storage(self) -> bool:
-        return not self.dry_run
 
 
 @dataclass(frozen=True)

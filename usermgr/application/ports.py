@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from usermgr.application.queries import (
     Credentials,
@@ -17,8 +17,10 @@ from usermgr.application.queries import (
     UserFilter,
     UserView,
 )
-from usermgr.domain.events import Event
-from usermgr.domain.model import User
+
+if TYPE_CHECKING:
+    from usermgr.domain.events import Event
+    from usermgr.domain.model import User
 
 Clock = Callable[[], datetime]
 Report = Callable[[str], None]

@@ -5,12 +5,12 @@ printed is exactly what happened, with the same events as the single commands.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from usermgr.application.importing import COLUMNS, KEPT_FROM_ELSEWHERE, Record, Row, check_rows, hash_passwords, new_user
+from usermgr.application.commands import ApplyUsers
+from usermgr.application.importing import COLUMNS, KEPT_FROM_ELSEWHERE, Row, check_rows, hash_passwords, new_user
 from usermgr.application.ports import Clock, CurrentUser, PasswordHasher, UnitOfWork
 from usermgr.domain.model import User
 from usermgr.domain.values import Policy, Role
@@ -50,19 +50,6 @@ class Plan:
             counts[change.action] += 1
         said = [f"{ACTIONS[action]} {n}" for action, n in counts.items() if n]
         return ", ".join(said) if said else "no changes"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ApplyUsers:
-    records: list[Record] = field(repr=False)
-    header: Sequence[str] | None = None
-    prune: str | None = None  # "deactivate" or "delete": what happens to active users not in the file
-    update_passwords: bool = False
-    check: bool = False  # plan only
-
-    @property
-    def creates_storage(self) -> bool:
-        return not self.check
 
 
 PasswordCheck = Callable[[Row, CurrentUser], bool]
@@ -124,6 +111,8 @@ class PasswordChecks:
     def prepare(self, rows: Iterable[Row], current: Iterable[CurrentUser]) -> None:
         by_key = {user.email_key: user for user in current}
         pending = [(row, by_key[row.email.key]) for row in rows if row.password is not None and row.email.key in by_key]
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor() as pool:  # bcrypt releases the GIL
             verdicts = pool.map(lambda pair: not self._verifies(*pair), pending)
             for (row, user), verdict in zip(pending, verdicts, strict=True):

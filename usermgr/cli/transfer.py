@@ -124,7 +124,8 @@ def import_(
     Example:
       usermgr import users.csv --exists-ok
     """
-    from usermgr.application.importing import ImportSummary, ImportUsers
+    from usermgr.application.commands import ImportUsers
+    from usermgr.application.importing import ImportSummary
 
     header, records = read_records(file, fmt)
 
@@ -212,7 +213,7 @@ def apply(
     Example:
       usermgr apply staff.csv --prune deactivate --check || usermgr apply staff.csv --prune deactivate
     """
-    from usermgr.application.provisioning import ApplyUsers
+    from usermgr.application.commands import ApplyUsers
 
     header, records = read_records(file, fmt)
 

@@ -9,7 +9,6 @@ ASCII and no value is a float). Its SHA-256, in lower-case hex, is the event's h
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +30,9 @@ def canonical(event: dict[str, Any], prev: str) -> bytes:
 
 
 def chain_hash(event: dict[str, Any], prev: str) -> str:
-    return hashlib.sha256(canonical(event, prev)).hexdigest()
+    from hashlib import sha256  # OpenSSL's start-up: only the paths that hash pay it
+
+    return sha256(canonical(event, prev)).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import functools
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from usermgr.errors import InvalidField, InvalidInput
