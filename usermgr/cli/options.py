@@ -57,3 +57,10 @@ class ListFormat(str, enum.Enum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
+
+
+def complete_role(incomplete: str) -> list[str]:
+    """Shell completion for a ROLE: the roles there are."""
+    from usermgr.domain.values import Role
+
+    return [role.value for role in Role if role.value.startswith(incomplete)]

@@ -201,9 +201,9 @@ def _silence_stdout() -> None:
 app = typer.Typer(
     cls=ErrorBoundary,
     name="usermgr",
-    help="Administer the user accounts of an application, over an embedded SQLite database.",
+    help="Administer the user accounts of an application, in an embedded SQLite file or a shared PostgreSQL database.",
     context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     rich_markup_mode=HELP_MARKUP,
     pretty_exceptions_enable=False,
@@ -227,7 +227,7 @@ def root(
             "--db",
             envvar="USERMGR_DB",
             metavar="PATH|URL",
-            help="SQLite file or sqlite:///PATH URL.",
+            help="SQLite file, sqlite:///PATH, or postgresql://[USER@]HOST[:PORT]/DBNAME (password: PGPASSWORD or ~/.pgpass).",
             # A text default, which Typer writes as "[default: ...]" in plain and Rich help
             # alike (in the help text itself, Rich markup would take the brackets for a tag).
             show_default="usermgr.db in the per-user data directory",
@@ -253,7 +253,7 @@ def root(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """Administer the user accounts of an application, over an embedded SQLite database."""
+    """Administer the user accounts of an application, in an embedded SQLite file or a shared PostgreSQL database."""
     ctx.obj = Runtime(db, str(config) if config else None, debug)
 
 

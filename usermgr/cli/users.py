@@ -9,6 +9,7 @@ import typer
 
 from usermgr.cli import passwords
 from usermgr.cli.options import (
+    complete_role,
     GeneratePassword,
     JsonFlag,
     ListFormat,
@@ -46,7 +47,9 @@ def create(
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="The new user's email address.")],
     *,
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="Display name, 1-200 characters.")],
-    role: Annotated[str, typer.Option("--role", metavar="ROLE", help="user, admin or moderator.")] = "user",
+    role: Annotated[
+        str, typer.Option("--role", metavar="ROLE", help="user, admin or moderator.", autocompletion=complete_role)
+    ] = "user",
     inactive: Annotated[bool, typer.Option("--inactive", help="Create the account deactivated.")] = False,
     password_stdin: PasswordStdin = False,
     password_file: PasswordFile = None,
@@ -109,7 +112,10 @@ def list_(
     ] = None,
     active: Annotated[bool, typer.Option("--active", help="Only active users.")] = False,
     inactive: Annotated[bool, typer.Option("--inactive", help="Only inactive users.")] = False,
-    role: Annotated[str | None, typer.Option("--role", metavar="ROLE", help="Only users with this role.")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", metavar="ROLE", help="Only users with this role.", autocompletion=complete_role),
+    ] = None,
     page: Annotated[int, typer.Option("--page", metavar="N", help="Page number, from 1.")] = 1,
     per_page: Annotated[int, typer.Option("--per-page", metavar="N", help="Users a page, 1 to 1000.")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Every matching user, no pages.")] = False,
@@ -202,7 +208,7 @@ def deactivate(ctx: typer.Context, user: UserArg) -> None:
 def set_role(
     ctx: typer.Context,
     user: UserArg,
-    role: Annotated[str, typer.Argument(metavar="ROLE", help="user, admin or moderator.")],
+    role: Annotated[str, typer.Argument(metavar="ROLE", help="user, admin or moderator.", autocompletion=complete_role)],
 ) -> None:
     """Change a user's role.
 
