@@ -78,7 +78,7 @@ def snapshot(db_path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        users = conn.execute("SELECT * FROM users ORDER BY id").fetchall() if "users" in tables else []
+        users = conn.execute("SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users ORDER BY id").fetchall() if "users" in tables else []
         events = conn.execute("SELECT * FROM events ORDER BY seq").fetchall() if "events" in tables else []
         return users, events
     finally:

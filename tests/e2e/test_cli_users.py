@@ -40,7 +40,7 @@ def stored_rows(db_path: Path) -> list[tuple[Any, ...]]:
         return []
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        return conn.execute("SELECT * FROM users ORDER BY id").fetchall()
+        return conn.execute("SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users ORDER BY id").fetchall()
     except sqlite3.OperationalError:  # no users table yet
         return []
     finally:

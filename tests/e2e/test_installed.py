@@ -234,14 +234,14 @@ def test_show_without_a_terminal_is_plain(ada: dict[str, Any]) -> None:
 
 def test_a_reader_that_goes_away_early_gets_no_traceback(ada: dict[str, Any], db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
-    row = conn.execute("SELECT * FROM users").fetchone()
-    columns = [c[1] for c in conn.execute("PRAGMA table_info(users)")]
+    row = conn.execute("SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users").fetchone()
+    columns = "id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key".split(", ")
     rows = []
     for i in range(3000):
         copy = dict(zip(columns, row))
         copy.update(id=f"00000000-0000-4000-8000-{i:012d}", email=f"u{i}@example.com", email_key=f"u{i}@example.com")
         rows.append(tuple(copy.values()))
-    conn.executemany(f"INSERT INTO users VALUES ({', '.join('?' * len(columns))})", rows)
+    conn.executemany(f"INSERT INTO users ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
     conn.commit()
     conn.close()
     child = subprocess.Popen([USERMGR, "list", "--all", "--format", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -240,14 +240,14 @@ def test_a_reader_that_closes_the_pipe_early_gets_exit_141_and_no_traceback(db_p
     create_ada()
     conn = sqlite3.connect(db_path)
     try:
-        columns = [c[1] for c in conn.execute("PRAGMA table_info(users)")]
-        row = dict(zip(columns, conn.execute("SELECT * FROM users").fetchone()))
+        columns = "id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key".split(", ")
+        row = dict(zip(columns, conn.execute("SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users").fetchone()))
         rows = []
         for i in range(4000):
             copy: dict[str, Any] = {**row, "id": f"00000000-0000-4000-8000-{i:012d}"}
             copy.update(email=f"u{i}@example.com", email_key=f"u{i}@example.com")
             rows.append(tuple(copy[c] for c in columns))
-        conn.executemany(f"INSERT INTO users VALUES ({', '.join('?' * len(columns))})", rows)
+        conn.executemany(f"INSERT INTO users ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
         conn.commit()
     finally:
         conn.close()

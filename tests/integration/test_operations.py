@@ -82,7 +82,7 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def user_rows(db: Path) -> list[tuple[Any, ...]]:
-    return query(db, "SELECT * FROM users ORDER BY id")
+    return query(db, "SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users ORDER BY id")
 
 
 def event_rows(db: Path) -> list[tuple[Any, ...]]:

@@ -323,7 +323,7 @@ def test_the_email_key_is_unique_in_the_schema_itself(runner: CliRunner, db_path
     create(runner, "ada@example.com")
     conn = REAL_CONNECT(db_path)
     try:
-        row = conn.execute("SELECT * FROM users").fetchone()
+        row = conn.execute("SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users").fetchone()
         columns = [c[1] for c in conn.execute("PRAGMA table_info(users)")]
         copy = dict(zip(columns, row), id="another-id", email="ADA@example.com")
         with pytest.raises(sqlite3.IntegrityError):
@@ -465,7 +465,7 @@ def write_lock(runner: CliRunner, db_path: Path, config_path: Path):
 def test_usermgr_create_waits_the_busy_timeout_then_exits_6_and_writes_nothing(
     write_lock: sqlite3.Connection, db_path: Path
 ) -> None:
-    before = query(db_path, "SELECT * FROM users")
+    before = query(db_path, "SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users")
     started = time.monotonic()
     result = run_usermgr("create", "grace@example.com", "--name", "Grace", "--password-stdin", input=PASSWORD + "\n")
     elapsed = time.monotonic() - started
@@ -474,7 +474,7 @@ def test_usermgr_create_waits_the_busy_timeout_then_exits_6_and_writes_nothing(
     assert result.stdout == ""
     assert 0.5 <= elapsed < 4.5
     write_lock.execute("ROLLBACK")
-    assert query(db_path, "SELECT * FROM users") == before
+    assert query(db_path, "SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users") == before
 
 
 @pytest.mark.parametrize(
@@ -491,14 +491,14 @@ def test_usermgr_create_waits_the_busy_timeout_then_exits_6_and_writes_nothing(
 def test_every_writer_gives_up_after_the_busy_timeout_with_exit_6(
     runner: CliRunner, write_lock: sqlite3.Connection, db_path: Path, args: list[str]
 ) -> None:
-    before = query(db_path, "SELECT * FROM users")
+    before = query(db_path, "SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users")
     started = time.monotonic()
     result = invoke(runner, *args, input="another long passphrase\n")
     assert time.monotonic() - started >= 0.5
     assert result.exit_code == 6, result.stderr
     assert "busy" in one_line(result.stderr).lower()
     write_lock.execute("ROLLBACK")
-    assert query(db_path, "SELECT * FROM users") == before
+    assert query(db_path, "SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users") == before
 
 
 def test_a_reader_is_not_blocked_by_a_writer_and_sees_only_committed_data(write_lock: sqlite3.Connection) -> None:

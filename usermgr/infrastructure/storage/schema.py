@@ -14,6 +14,7 @@ from typing import Union
 from usermgr.application.ports import Hook
 from usermgr.domain.audit import GENESIS, chain_hash
 from usermgr.domain.values import text_key
+from usermgr.errors import StorageUnavailable
 from usermgr.infrastructure.storage.sql import Database
 
 
@@ -72,6 +73,47 @@ def _chain_existing_events(db: Database, context: Context) -> None:
         prev = chain_hash(event, prev)
         updates.append((prev, seq))
     db.executemany("UPDATE events SET hash = ? WHERE seq = ?", updates)
+
+
+def _search_index(db: Database, context: Context) -> None:
+    # Substring search served by an index: FTS5's trigram tokenizer over the folded
+    # keys on SQLite, pg_trgm GIN indexes on PostgreSQL. Where the engine lacks it
+    # (an SQLite built without FTS5, a server without postgresql-contrib or without
+    # the right to create the extension) a search stays a scan, as right and slower.
+    statements = SEARCH_INDEX[db.engine]
+    try:
+        with db.savepoint():
+            for statement in statements:
+                db.execute(statement)
+    except StorageUnavailable:
+        pass
+
+
+SEARCH_INDEX = {
+    "sqlite": (
+        "CREATE VIRTUAL TABLE users_search USING fts5(name_key, email_key, content='users',"
+        " content_rowid='seq', tokenize='trigram case_sensitive 1')",
+        "INSERT INTO users_search (users_search) VALUES ('rebuild')",
+        """CREATE TRIGGER users_search_insert AFTER INSERT ON users BEGIN
+            INSERT INTO users_search (rowid, name_key, email_key) VALUES (new.seq, new.name_key, new.email_key);
+        END""",
+        """CREATE TRIGGER users_search_delete AFTER DELETE ON users BEGIN
+            INSERT INTO users_search (users_search, rowid, name_key, email_key)
+            VALUES ('delete', old.seq, old.name_key, old.email_key);
+        END""",
+        """CREATE TRIGGER users_search_update AFTER UPDATE OF name_key, email_key ON users
+        WHEN old.name_key IS NOT new.name_key OR old.email_key IS NOT new.email_key BEGIN
+            INSERT INTO users_search (users_search, rowid, name_key, email_key)
+            VALUES ('delete', old.seq, old.name_key, old.email_key);
+            INSERT INTO users_search (rowid, name_key, email_key) VALUES (new.seq, new.name_key, new.email_key);
+        END""",
+    ),
+    "postgresql": (
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "CREATE INDEX users_name_trgm ON users USING gin (name_key gin_trgm_ops)",
+        "CREATE INDEX users_email_trgm ON users USING gin (email_key gin_trgm_ops)",
+    ),
+}
 
 
 MIGRATIONS: dict[int, Sequence[Step]] = {
@@ -199,6 +241,38 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
         # The audit chain: each event's hash covers it and the hash before it.
         "ALTER TABLE events ADD COLUMN hash TEXT",
         _chain_existing_events,
+    ),
+    6: (
+        # SQLite users get a stable integer key (seq, as on PostgreSQL): the search index
+        # refers to rows by it, and a VACUUM may renumber a plain rowid. A rebuild keeps
+        # every row in its order.
+        PerEngine(
+            (
+                """CREATE TABLE users_v6 (
+                    seq INTEGER PRIMARY KEY,
+                    id TEXT NOT NULL UNIQUE,
+                    email TEXT NOT NULL,
+                    email_key TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    role TEXT NOT NULL CHECK (role IN ('user', 'admin', 'moderator')),
+                    is_active INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+                    password_hash TEXT,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT,
+                    name_key TEXT NOT NULL
+                )""",
+                "INSERT INTO users_v6 (seq, id, email, email_key, name, role, is_active, password_hash, created_at,"
+                " updated_at, name_key) SELECT rowid, id, email, email_key, name, role, is_active, password_hash,"
+                " created_at, updated_at, name_key FROM users ORDER BY rowid",
+                "DROP TABLE users",
+                "ALTER TABLE users_v6 RENAME TO users",
+                "CREATE INDEX users_by_created ON users (created_at, seq)",
+                "CREATE INDEX users_by_role ON users (role, created_at)",
+                "CREATE INDEX users_by_active ON users (is_active, created_at)",
+            ),
+            "ALTER TABLE users ALTER COLUMN name_key SET NOT NULL",
+        ),
+        _search_index,
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -71,6 +71,18 @@ class Database(abc.ABC):
             while batch := cursor.fetchmany(size):
                 yield from batch
 
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Statements that may fail without failing the transaction around them."""
+        self.execute("SAVEPOINT usermgr_attempt")
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK TO SAVEPOINT usermgr_attempt")
+            self.execute("RELEASE SAVEPOINT usermgr_attempt")
+            raise
+        self.execute("RELEASE SAVEPOINT usermgr_attempt")
+
     @abc.abstractmethod
     def begin_write(self) -> None:
         """Start a transaction holding the engine's single writer lock, waiting up to the busy timeout."""
@@ -92,14 +104,20 @@ class Database(abc.ABC):
 class Dialect:
     """What the shared SQL needs to know of an engine, beyond placeholders."""
 
-    users_tiebreak = "rowid"  # orders users created at the same moment, in insertion order
-
-    @staticmethod
-    def contains(column: str) -> str:
-        """A condition: `column` holds the parameter as a plain substring (no wildcards)."""
-        return f"instr({column}, ?) > 0"
-
     claim = (
         "UPDATE deliveries SET claimed_until = ?"
         " WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)"
     )
+
+    def search(self, db: Database, needle: str) -> tuple[str, tuple[Any, ...]]:
+        """A condition: the folded name or email holds `needle` as a plain substring
+        (no wildcards). FTS5's trigram index serves needles of three characters or more."""
+        if len(needle) >= 3 and self._has_search_index(db):
+            return "seq IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)", ('"' + needle.replace('"', '""') + '"',)
+        return "(instr(name_key, ?) > 0 OR instr(email_key, ?) > 0)", (needle, needle)
+
+    @staticmethod
+    def _has_search_index(db: Database) -> bool:
+        if not hasattr(db, "search_index"):
+            db.search_index = db.one("SELECT 1 FROM sqlite_master WHERE name = 'users_search'") is not None  # type: ignore[attr-defined]
+        return db.search_index  # type: ignore[attr-defined]

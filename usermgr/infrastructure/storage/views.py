@@ -81,8 +81,8 @@ class Reader:
 class SqlUserViews:
     def __init__(self, reader: Reader) -> None:
         self._reader = reader
-        self._newest_first = f"ORDER BY created_at DESC, {reader.dialect.users_tiebreak} DESC"
-        self._oldest_first = f"ORDER BY created_at, {reader.dialect.users_tiebreak}"
+        self._newest_first = "ORDER BY created_at DESC, seq DESC"
+        self._oldest_first = "ORDER BY created_at, seq"
 
     def _first(self, columns: str, column: str, value: str) -> tuple[Any, ...] | None:
         return self._reader.one(f"SELECT {columns} FROM users WHERE {column} = ?", (value,))
@@ -106,11 +106,11 @@ class SqlUserViews:
     def _where(self, where: UserFilter) -> tuple[str, tuple[Any, ...]]:
         clauses: list[str] = []
         params: list[Any] = []
-        if where.search:
-            needle = text_key(where.search)
-            contains = self._reader.dialect.contains
-            clauses.append(f"({contains('name_key')} OR {contains('email_key')})")
-            params += [needle, needle]
+        db = self._reader.db
+        if where.search and db is not None:
+            clause, values = self._reader.dialect.search(db, text_key(where.search))
+            clauses.append(clause)
+            params += values
         if where.active is not None:
             clauses.append("is_active = ?")
             params.append(where.active)

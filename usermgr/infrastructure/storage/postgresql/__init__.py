@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import psycopg2  # noqa: F401 - imported first: without the driver, open_storage names the extra
 
@@ -18,11 +19,11 @@ from usermgr.infrastructure.storage.views import Reader, SqlDeliveryLog, SqlEven
 
 
 class PostgresDialect(Dialect):
-    users_tiebreak = "seq"
-
-    @staticmethod
-    def contains(column: str) -> str:
-        return f"strpos({column}, ?) > 0"
+    def search(self, db: Database, needle: str) -> tuple[str, tuple[Any, ...]]:
+        # LIKE, with its wildcards escaped, is what a pg_trgm GIN index serves; without
+        # the index it is the same scan, as exact.
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return "(name_key LIKE ? ESCAPE '\\' OR email_key LIKE ? ESCAPE '\\')", (pattern, pattern)
 
     # Concurrent runners skip a row another one is claiming instead of waiting for it.
     claim = (
