@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import os
 import sys
@@ -149,10 +150,14 @@ def render_stream(
         for user in users:
             emit_json(user.as_dict())
     elif fmt == "csv":
+        # The first row opens the database: one that cannot be read fails before the
+        # header is out, so a failed export writes nothing to stdout.
+        rest = iter(users)
+        first = next(rest, None)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         with output_errors():
             writer.writerow(columns)
-            for user in users:
+            for user in itertools.chain(() if first is None else (first,), rest):
                 row = _table_row(user, columns)
                 writer.writerow([spreadsheet_cell(c) for c in row] if spreadsheet_safe else row)
     else:
