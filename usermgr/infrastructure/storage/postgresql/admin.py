@@ -67,10 +67,11 @@ class PostgresAdmin:
         try:
             found = connect.state(db)
             connect.check_ours(found, db.location)
-            before = connect.migrate(db, self._context) if found.version < schema.SCHEMA_VERSION else found.version
+            if found.version < schema.SCHEMA_VERSION:
+                found = connect.migrate(db, self._context)
         finally:
             db.close()
-        return Upgrade(before=before, after=schema.SCHEMA_VERSION, created=not found.marked)
+        return Upgrade(before=found.version, after=schema.SCHEMA_VERSION, created=not found.marked)
 
     def backup(self, target: Path, *, force: bool) -> None:
         """One REPEATABLE READ snapshot of every table, written into a new private

@@ -71,9 +71,10 @@ def check_ours(found: State, location: str) -> None:
         )
 
 
-def migrate(db: PostgresDatabase, context: schema.Context) -> int:
+def migrate(db: PostgresDatabase, context: schema.Context) -> State:
     """Create or bring the tables up to date in one transaction under the write lock,
-    so that several hosts starting at once on an empty database make them once."""
+    so that several hosts starting at once on an empty database make them once. The
+    state it found under the lock: another host may have migrated since a first look."""
     db.begin_write()
     try:
         found = state(db)
@@ -87,7 +88,7 @@ def migrate(db: PostgresDatabase, context: schema.Context) -> int:
     except BaseException:
         db.rollback()
         raise
-    return found.version
+    return found
 
 
 def open_database(url: str, lock_timeout: float, context: schema.Context, *, create: bool) -> PostgresDatabase | None:
