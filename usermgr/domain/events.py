@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
+import functools
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
+
+from usermgr.domain.values import new_id
+
+ENVELOPE = ("id", "user_id", "occurred_at")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,14 +17,18 @@ class Event:
     user_id: str
     email: str
     occurred_at: datetime
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_id)
 
     type: ClassVar[str] = "Event"
 
     def data(self) -> dict[str, Any]:
         """The event's payload: its fields but the envelope ones."""
-        envelope = ("id", "user_id", "occurred_at")
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in envelope}
+        return {name: getattr(self, name) for name in _payload(type(self))}
+
+
+@functools.cache
+def _payload(cls: type[Event]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in ENVELOPE)
 
 
 @dataclass(frozen=True, kw_only=True)

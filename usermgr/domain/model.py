@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from usermgr.domain import events
-from usermgr.domain.values import Email, Role
+from usermgr.domain.values import Email, Role, new_id
 
 
 @dataclass(eq=False)
@@ -38,7 +37,7 @@ class User:
     ) -> User:
         """A new user; an import may keep the id and times it had elsewhere."""
         user = cls(
-            id=id or str(uuid.uuid4()),
+            id=id or new_id(),
             email=email,
             name=name,
             role=role,

@@ -80,18 +80,12 @@ class SqliteAdmin:
             db.close()
 
     def upgrade(self) -> Upgrade:
-        if not connect.check_path(self._path):
-            db = connect.open_for_writing(self._path, self._busy_timeout, self._context, create=True)
-            assert db is not None  # create=True always gives a database
-            db.close()
-            return Upgrade(before=0, after=schema.SCHEMA_VERSION, created=True)
-        db = connect.open_for_writing(self._path, self._busy_timeout, self._context, create=True, upgrade=False)
-        assert db is not None
+        db, created = connect.create_or_open(self._path, self._busy_timeout, self._context)
         try:
             before = connect.migrate(db, self._context)
         finally:
             db.close()
-        return Upgrade(before=before, after=schema.SCHEMA_VERSION, created=before == 0)
+        return Upgrade(before=0 if created else before, after=schema.SCHEMA_VERSION, created=created or before == 0)
 
     def backup(self, target: Path, *, force: bool) -> None:
         """A consistent online copy: into a private temporary file beside the target,

@@ -95,9 +95,7 @@ def open_for_reading(path: Path, busy_timeout: float, context: schema.Context) -
     return db
 
 
-def open_for_writing(
-    path: Path, busy_timeout: float, context: schema.Context, *, create: bool, upgrade: bool = True
-) -> SqliteDatabase | None:
+def open_for_writing(path: Path, busy_timeout: float, context: schema.Context, *, create: bool) -> SqliteDatabase | None:
     """A read-write connection at the current schema; None where there is no database
     and `create` is false. A new database appears whole: built privately beside its
     path and linked into place, so no process ever sees it empty."""
@@ -105,6 +103,16 @@ def open_for_writing(
         if not create:
             return None
         _create(path, busy_timeout, context)
+    return _open_existing(path, busy_timeout, context, upgrade=True)
+
+
+def create_or_open(path: Path, busy_timeout: float, context: schema.Context) -> tuple[SqliteDatabase, bool]:
+    """A read-write connection, and whether this process created the database."""
+    created = not check_path(path) and _create(path, busy_timeout, context)
+    return _open_existing(path, busy_timeout, context, upgrade=False), created
+
+
+def _open_existing(path: Path, busy_timeout: float, context: schema.Context, upgrade: bool) -> SqliteDatabase:
     db = _connect(_uri(path, "rw"), path, busy_timeout)
     try:
         state = _state(db)
@@ -132,7 +140,8 @@ def _make_private_folders(folder: Path) -> None:
         os.chmod(new, 0o700)  # we just made it; the umask may have taken bits away
 
 
-def _create(path: Path, busy_timeout: float, context: schema.Context) -> None:
+def _create(path: Path, busy_timeout: float, context: schema.Context) -> bool:
+    """Bring a new database into being; whether this process did (another may have won)."""
     try:
         _make_private_folders(path.parent)
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
@@ -149,9 +158,10 @@ def _create(path: Path, busy_timeout: float, context: schema.Context) -> None:
         try:
             os.link(temporary, path)
         except FileExistsError:
-            pass  # another process created it first: use theirs
+            return False  # another process created it first: use theirs
         except OSError as e:
             raise StorageUnavailable(f"cannot create database {shown(path)}: {e.strerror}") from None
+        return True
     finally:
         for leftover in (temporary, *(temporary.with_name(temporary.name + s) for s in ("-wal", "-shm"))):
             try:
