@@ -53,6 +53,15 @@ class Database(abc.ABC):
         with self.errors():
             self._cursor().executemany(self._sql(statement), rows)
 
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """A batch of new rows, by the engine's fastest way in."""
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def reindex(self, seq: int, old: tuple[str, str], new: tuple[str, str] | None) -> None:
+        """Keep a search index the engine does not maintain itself in step with a user
+        whose (name_key, email_key) changed, or who is gone (`new` None)."""
+
     def rows(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         with self.errors():
             cursor = self._cursor()
@@ -109,15 +118,9 @@ class Dialect:
         " WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)"
     )
 
-    def search(self, db: Database, needle: str) -> tuple[str, tuple[Any, ...]]:
+    def search(self, db: Any, needle: str) -> tuple[str, tuple[Any, ...]]:
         """A condition: the folded name or email holds `needle` as a plain substring
         (no wildcards). FTS5's trigram index serves needles of three characters or more."""
-        if len(needle) >= 3 and self._has_search_index(db):
+        if len(needle) >= 3 and db.has_search_index():
             return "seq IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)", ('"' + needle.replace('"', '""') + '"',)
         return "(instr(name_key, ?) > 0 OR instr(email_key, ?) > 0)", (needle, needle)
-
-    @staticmethod
-    def _has_search_index(db: Database) -> bool:
-        if not hasattr(db, "search_index"):
-            db.search_index = db.one("SELECT 1 FROM sqlite_master WHERE name = 'users_search'") is not None  # type: ignore[attr-defined]
-        return db.search_index  # type: ignore[attr-defined]

@@ -27,11 +27,9 @@ USER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_SELECT_USER = f"SELECT {', '.join(USER_COLUMNS)} FROM users"
-_INSERT_USER = f"INSERT INTO users ({', '.join(USER_COLUMNS)}) VALUES ({', '.join('?' * len(USER_COLUMNS))})"
+_SELECT_USER = f"SELECT {', '.join(USER_COLUMNS)}, seq FROM users"
 _UPDATE_USER = f"UPDATE users SET {', '.join(f'{c} = ?' for c in USER_COLUMNS[1:])} WHERE id = ?"
 EVENT_COLUMNS = ("id", "type", "user_id", "email_key", "occurred_at", "actor", "data", "hash")
-_INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 BATCH = 5000
 LOOKUP_BATCH = 500
 
@@ -59,7 +57,7 @@ def user_row(user: User) -> tuple[Any, ...]:
 
 
 def _entity(row: tuple[Any, ...]) -> User:
-    user_id, email, _key, name, _name_key, role, is_active, password_hash, created_at, updated_at = row
+    user_id, email, _key, name, _name_key, role, is_active, password_hash, created_at, updated_at = row[:10]
     return User(
         id=user_id,
         email=Email(email),
@@ -78,10 +76,14 @@ class SqlUserRepository(UserRepository):
         self.db = db
         self.new: set[str] = set()
         self.removed: set[str] = set()
+        self._stored: dict[str, tuple[int, tuple[str, str]]] = {}  # id -> seq and keys, as loaded
 
     def _one(self, where: str, value: str) -> User | None:
         row = self.db.one(f"{_SELECT_USER} WHERE {where} = ?", (value,))
-        return _entity(row) if row else None
+        if row is None:
+            return None
+        self._stored.setdefault(row[0], (row[10], (row[4], row[2])))
+        return _entity(row)
 
     def _get(self, user_id: str) -> User | None:
         return self._one("id", user_id)
@@ -90,13 +92,13 @@ class SqlUserRepository(UserRepository):
         return self._one("email_key", key)
 
     def _add(self, user: User) -> None:
-        self.db.execute(_INSERT_USER, user_row(user))
+        self.db.insert_many("users", USER_COLUMNS, [user_row(user)])
         self.new.add(user.id)
 
     def _add_all(self, users: list[User]) -> None:
         # Batches keep the parameter lists, not the whole import, in memory at once.
         for batch in _chunks(users, BATCH):
-            self.db.executemany(_INSERT_USER, [user_row(user) for user in batch])
+            self.db.insert_many("users", USER_COLUMNS, [user_row(user) for user in batch])
         self.new.update(user.id for user in users)
 
     def existing(self, keys: list[str], ids: list[str]) -> tuple[set[str], dict[str, str]]:
@@ -117,6 +119,9 @@ class SqlUserRepository(UserRepository):
     def remove(self, user: User) -> None:
         self.db.execute("DELETE FROM users WHERE id = ?", (user.id,))
         self.removed.add(user.id)
+        if user.id in self._stored:
+            seq, keys = self._stored[user.id]
+            self.db.reindex(seq, keys, None)
 
     def replace_password_hash(self, user_id: str, old: str, new: str) -> None:
         self.db.execute("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?", (new, user_id, old))
@@ -127,6 +132,9 @@ class SqlUserRepository(UserRepository):
             if user.events and user.id not in self.new and user.id not in self.removed:
                 row = user_row(user)
                 self.db.execute(_UPDATE_USER, (*row[1:], row[0]))
+                seq, keys = self._stored[user.id]
+                if (row[4], row[2]) != keys:
+                    self.db.reindex(seq, keys, (row[4], row[2]))
 
 
 class SqlUnitOfWork(UnitOfWork):
@@ -158,8 +166,9 @@ class SqlUnitOfWork(UnitOfWork):
             records = [self._record(event) for event in events]
             hashes = extend_chain(records, head[0] if head and head[0] else GENESIS)
             for batch in _chunks(list(zip(events, records, hashes)), BATCH):
-                db.executemany(
-                    _INSERT_EVENT,
+                db.insert_many(
+                    "events",
+                    EVENT_COLUMNS,
                     [
                         (r["id"], r["type"], r["user_id"], email_key(e.email), r["occurred_at"], r["actor"], r["data_text"], h)
                         for e, r, h in batch
@@ -167,7 +176,7 @@ class SqlUnitOfWork(UnitOfWork):
                 )
                 deliveries = [(e.id, hook.name) for e, _, _ in batch for hook in self._hooks if hook.matches(e.type)]
                 if deliveries:
-                    db.executemany("INSERT INTO deliveries (event_id, hook) VALUES (?, ?)", deliveries)
+                    db.insert_many("deliveries", ("event_id", "hook"), deliveries)
         db.commit()
 
     def _record(self, event: Event) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from usermgr.errors import EmailTaken, StorageUnavailable, UsermgrError, shown
@@ -38,6 +39,8 @@ class SqliteDatabase(Database):
         self.conn = conn
         self.path = path
         self.location = shown(path)
+        self._search_index: bool | None = None
+        self._bulk = False
 
     def _cursor(self) -> Any:
         return self.conn.cursor()
@@ -47,6 +50,38 @@ class SqliteDatabase(Database):
 
     def translate(self, error: BaseException) -> Exception | None:
         return translate(error, self.path)
+
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not self._bulk:
+            # Inserts by the thousand touch index pages all over the file: give them
+            # a page cache of 64 MiB instead of the default 2 MiB (reads keep the default).
+            self.execute("PRAGMA cache_size = -65536")
+            self._bulk = True
+        if table != "users" or not self.has_search_index():
+            return super().insert_many(table, columns, rows)
+        last = self.one("SELECT coalesce(max(seq), 0) FROM users")
+        since = last[0] if last else 0
+        super().insert_many(table, columns, rows)
+        # The batch's rows go into the search index in one statement.
+        self.execute(
+            "INSERT INTO users_search (rowid, name_key, email_key) SELECT seq, name_key, email_key FROM users WHERE seq > ?",
+            (since,),
+        )
+        return None
+
+    def reindex(self, seq: int, old: tuple[str, str], new: tuple[str, str] | None) -> None:
+        if not self.has_search_index():
+            return
+        self.execute(
+            "INSERT INTO users_search (users_search, rowid, name_key, email_key) VALUES ('delete', ?, ?, ?)", (seq, *old)
+        )
+        if new is not None:
+            self.execute("INSERT INTO users_search (rowid, name_key, email_key) VALUES (?, ?, ?)", (seq, *new))
+
+    def has_search_index(self) -> bool:
+        if self._search_index is None:
+            self._search_index = self.one("SELECT 1 FROM sqlite_master WHERE name = 'users_search'") is not None
+        return self._search_index
 
     def begin_write(self) -> None:
         # Take the write lock first, so that a read-check-write is atomic and waits
