@@ -78,10 +78,16 @@ class FakeUnitOfWork(UnitOfWork):
         self.created_with: list[bool] = []
 
     def __enter__(self) -> FakeUnitOfWork:
+        super().__enter__()
         self.users = FakeUserRepository(copy.deepcopy(self.committed_users))
+        self._pending: list[Event] = []
         return self
 
-    def _commit(self, events: list[Event]) -> None:
+    def _write(self, events: list[Event]) -> None:
+        self._pending.extend(events)
+
+    def _commit(self) -> None:
+        events, self._pending = self._pending, []
         keys = [u.email.key for u in self.users._store.values()]
         if len(keys) != len(set(keys)):
             raise EmailTaken()
@@ -262,16 +268,16 @@ class FakeStorage:
         self.admin = FakeAdmin(self.uow)
         self.hooks = hooks
         self.closed = False
-        original = self.uow._commit
+        original = self.uow._write
 
-        def commit_with_outbox(events: list[Event]) -> None:
+        def write_with_outbox(events: list[Event]) -> None:
             original(events)
             for event in events:
                 for hook in self.hooks:
                     if hook.matches(event.type):
                         self.deliveries.record(event.id, hook.name)
 
-        self.uow._commit = commit_with_outbox  # type: ignore[method-assign]
+        self.uow._write = write_with_outbox  # type: ignore[method-assign]
 
     def unit_of_work(self, create: bool) -> FakeUnitOfWork:
         self.uow.created_with.append(create)

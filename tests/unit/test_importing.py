@@ -20,7 +20,7 @@ from usermgr.application.commands import CreateUser
 from usermgr.application.importing import ImportSummary, ImportUsers, Record
 from usermgr.application.bus import MessageBus as Services
 from usermgr.bootstrap import build
-from usermgr.cli.transfer import read_records
+from usermgr.cli.transfer import records_of
 from usermgr.errors import InvalidInput, InvalidRows, RowsConflict
 from usermgr.infrastructure.config import Settings
 from usermgr.infrastructure.storage import Location
@@ -476,7 +476,8 @@ def test_property_a_csv_written_by_the_csv_module_reads_back_and_imports_exactly
             writer = csv.DictWriter(stream, fieldnames=["email", "name", "role", "is_active"])
             writer.writeheader()
             writer.writerows(table)
-        header, read = read_records(str(path), None)
+        with records_of(str(path), None) as (header, records):
+            read = list(records)
     assert header == ["email", "name", "role", "is_active"]
     assert [r.line for r in read] == list(range(2, len(table) + 2))
     assert [r.values for r in read] == table
@@ -513,7 +514,8 @@ def test_property_in_file_duplicates_are_found_exactly_when_two_local_parts_matc
 def test_line_numbers_in_a_csv_count_physical_lines_so_a_blank_line_is_still_counted(tmp_path: Path) -> None:
     path = tmp_path / "users.csv"
     path.write_text("email,name\na@example.com,A\n\nb@example.com,B,\n", encoding="utf-8")
-    header, read = read_records(str(path), None)
+    with records_of(str(path), None) as (header, records):
+        read = list(records)
     assert header == ["email", "name"]
     assert [r.line for r in read] == [2, 4]
     assert read[0].values == {"email": "a@example.com", "name": "A"}

@@ -21,6 +21,10 @@ class EventBus:
         self._subscribers: dict[str, list[Subscriber]] = defaultdict(list)
         self._report = report
 
+    @property
+    def listened_to(self) -> bool:
+        return any(self._subscribers.values())
+
     def subscribe(self, event_type: str, subscriber: Subscriber) -> None:
         """Call `subscriber` for every event of `event_type`, or of any type with "*"."""
         self._subscribers[event_type].append(subscriber)
@@ -74,13 +78,14 @@ class MessageBus:
                 render(result)
             return result
         uow = self._unit_of_work(bool(getattr(message, "creates_storage", False)))
+        uow.keep_events = self.events.listened_to
         result = handler(message, uow=uow, **options)
         committed = uow.collect_new_events()
         try:
             if render is not None:
                 render(result)
         except OutputFailed as e:
-            e.committed = bool(committed)
+            e.committed = uow.committed_changes > 0
             raise
         finally:
             # The change is in: its hooks run even when the output could not be written.

@@ -5,7 +5,7 @@ for the others a missing database reads as empty, and their failure leaves no fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -115,7 +115,7 @@ class UpgradeStorage:
 class ImportUsers:
     """Add users in bulk: every row checked first, then all written in one transaction, or none."""
 
-    records: list[Record] = field(repr=False)
+    records: Iterable[Record] = field(repr=False)
     header: Sequence[str] | None = None  # a CSV file's columns, checked once
     exists_ok: bool = False
     dry_run: bool = False
@@ -129,7 +129,7 @@ class ImportUsers:
 class ApplyUsers:
     """Make the users match a desired list, printing the plan first."""
 
-    records: list[Record] = field(repr=False)
+    records: Iterable[Record] = field(repr=False)
     header: Sequence[str] | None = None
     prune: str | None = None  # "deactivate" or "delete": what happens to active users not in the file
     update_passwords: bool = False

@@ -5,8 +5,9 @@ the same columns through `check_rows`."""
 
 from __future__ import annotations
 
+import pickle
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,8 @@ from usermgr.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgr.domain.model import User
 from usermgr.domain.values import Email, Policy, Role, parse_name, parse_timestamp
 from usermgr.errors import InvalidInput, InvalidRows, RowsConflict
+
+BATCH = 5000
 
 COLUMNS = ("email", "name", "role", "is_active", "password", "password_hash", "id", "created_at", "updated_at")
 REQUIRED = ("email", "name")
@@ -56,6 +59,7 @@ class ImportSummary:
     created: int
     existed: int
     dry_run: bool
+
 
 
 def check_columns(names: Sequence[str], allowed: Sequence[str] = COLUMNS, *, header: bool = True) -> None:
@@ -165,45 +169,128 @@ class RowChecker:
             )
 
 
+class RowCheck:
+    """Checks a file's records one at a time: each bad one becomes a `line N: why`, and
+    an email (or id) seen before in the file is an error on its second line."""
+
+    def __init__(
+        self, policy: Policy, hasher: PasswordHasher, header: Sequence[str] | None, allowed: Sequence[str] = COLUMNS
+    ) -> None:
+        if header is not None:
+            check_columns(header, allowed)
+        self._check = RowChecker(policy, hasher, allowed, header_checked=header is not None)
+        self.errors: list[str] = []
+        self._lines_of_emails: dict[str, int] = {}
+        self._lines_of_ids: dict[str, int] = {}
+
+    def __call__(self, record: Record) -> Row | None:
+        try:
+            row = self._check(record)
+        except InvalidInput as e:
+            self.errors.append(f"line {record.line}: {e}")
+            return None
+        seen = self._lines_of_emails.setdefault(row.email.key, row.line)
+        if seen != row.line:
+            self.errors.append(f"line {row.line}: email {row.email.key!r} is also on line {seen}")
+            return None
+        if row.id is not None:
+            seen = self._lines_of_ids.setdefault(row.id, row.line)
+            if seen != row.line:
+                self.errors.append(f"line {row.line}: id {row.id!r} is also on line {seen}")
+                return None
+        return row
+
+    def finish(self) -> None:
+        if self.errors:
+            raise InvalidRows(self.errors)
+
+
 def check_rows(
-    records: list[Record],
+    records: Iterable[Record],
     *,
     policy: Policy,
     hasher: PasswordHasher,
     header: Sequence[str] | None = None,
     allowed: Sequence[str] = COLUMNS,
 ) -> list[Row]:
-    """Every record checked, or InvalidRows with one `line N: why` per bad one; an email
-    (or id) twice in the file is an error on its second line."""
-    if header is not None:
-        check_columns(header, allowed)
-    check = RowChecker(policy, hasher, allowed, header_checked=header is not None)
-    rows: list[Row] = []
-    errors: list[str] = []
-    first_line_of: dict[str, int] = {}
-    for record in records:
-        try:
-            row = check(record)
-        except InvalidInput as e:
-            errors.append(f"line {record.line}: {e}")
-            continue
-        for key, what in ((row.email.key, "email"), (row.id, "id")):
-            if key is None:
-                continue
-            seen = first_line_of.setdefault(f"{what}:{key}", row.line)
-            if seen != row.line:
-                errors.append(f"line {row.line}: {what} {key!r} is also on line {seen}")
-                break
-        else:
-            rows.append(row)
-    if errors:
-        raise InvalidRows(errors)
+    """Every record checked, or InvalidRows with one `line N: why` per bad one."""
+    check = RowCheck(policy, hasher, header, allowed)
+    rows = [row for row in map(check, records) if row is not None]
+    check.finish()
     return rows
 
 
-def _new_rows(rows: list[Row], uow: UnitOfWork, exists_ok: bool) -> list[Row]:
-    """The rows whose users do not exist yet; conflicts are errors unless exists_ok
-    and the row's email (with its id, if given) is already there."""
+class Spool:
+    """Checked rows kept on disk in batches (a private temporary file, gone when
+    closed), so that an import of a million rows holds one batch in memory. Plain
+    passwords never go to disk: they stay in memory until hashed, by line."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile()
+        self._batch: list[tuple[Any, ...]] = []
+        self.rows = 0
+        self.passwords: dict[int, str] = {}
+        self.hashes: dict[int, str] = {}  # of those passwords, once hashed
+
+    def add(self, row: Row) -> None:
+        if row.password is not None:
+            self.passwords[row.line] = row.password
+        self._batch.append(
+            (
+                row.line,
+                row.email.normalized,
+                row.name,
+                row.role.value if row.role else None,
+                row.is_active,
+                row.password_hash,
+                row.id,
+                row.created_at,
+                row.updated_at,
+            )
+        )
+        self.rows += 1
+        if len(self._batch) >= BATCH:
+            self._dump()
+
+    def _dump(self) -> None:
+        if self._batch:
+            pickle.dump(self._batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._batch = []
+
+    def batches(self) -> Iterator[list[Row]]:
+        """The rows back, in file order, one batch at a time."""
+        self._dump()
+        self._file.seek(0)
+        while True:
+            try:
+                batch = pickle.load(self._file)  # our own private file, written just now
+            except EOFError:
+                return
+            yield [
+                Row(
+                    line,
+                    Email(email),
+                    name,
+                    Role(role) if role else None,
+                    active,
+                    self.passwords.get(line),
+                    self.hashes.get(line, password_hash),
+                    id_,
+                    created,
+                    updated,
+                )
+                for line, email, name, role, active, password_hash, id_, created, updated in batch
+            ]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _new_rows(rows: list[Row], uow: UnitOfWork, exists_ok: bool) -> tuple[list[Row], list[str]]:
+    """The rows whose users do not exist yet, and the conflicts: an existing email is one
+    unless exists_ok, an id that belongs to another user's email always is."""
     taken_keys, taken_ids = uow.users.existing([r.email.key for r in rows], [r.id for r in rows if r.id])
     new: list[Row] = []
     conflicts: list[str] = []
@@ -215,11 +302,14 @@ def _new_rows(rows: list[Row], uow: UnitOfWork, exists_ok: bool) -> list[Row]:
                 conflicts.append(f"line {row.line}: email {row.email.normalized!r} already exists")
         else:
             new.append(row)
+    return new, conflicts
+
+
+def _refuse(conflicts: list[str], exists_ok: bool) -> None:
     if conflicts:
         email_clash = any("already exists" in c for c in conflicts)
         hint = " (--exists-ok skips existing emails)" if email_clash and not exists_ok else ""
         raise RowsConflict(conflicts, hint=hint)
-    return new
 
 
 def new_user(row: Row, now: datetime) -> User:
@@ -253,19 +343,47 @@ def import_users(
     clock: Clock,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportSummary:
-    rows = check_rows(cmd.records, policy=policy, hasher=hasher, header=cmd.header)
-    with uow:
-        new = _new_rows(rows, uow, cmd.exists_ok)
-    if cmd.dry_run:
-        return ImportSummary(created=len(new), existed=len(rows) - len(new), dry_run=True)
-    # Hash outside the write lock, so other writers need not wait on bcrypt.
-    hash_passwords(new, hasher, progress)
-    with uow:
-        # Another writer may have come in while we hashed: check again under the lock.
-        new = _new_rows(new, uow, cmd.exists_ok)
-        now = clock()
-        users = [new_user(row, now) for row in new]
-        uow.users.add_all(users)
-        uow.commit()
-    return ImportSummary(created=len(users), existed=len(rows) - len(users), dry_run=False)
+    check = RowCheck(policy, hasher, cmd.header)
+    spool = Spool()
+    try:
+        for row in map(check, cmd.records):
+            if row is not None and not check.errors:
+                spool.add(row)
+        check.finish()
+        if cmd.dry_run or spool.passwords:
+            # Before any bcrypt work: would these rows go in?
+            new = 0
+            with uow:
+                for batch in spool.batches():
+                    fresh, conflicts = _new_rows(batch, uow, cmd.exists_ok)
+                    _refuse(conflicts, cmd.exists_ok)
+                    new += len(fresh)
+            if cmd.dry_run:
+                return ImportSummary(created=new, existed=spool.rows - new, dry_run=True)
+        # Hash outside the write lock, so other writers need not wait on bcrypt.
+        lines = list(spool.passwords)
+        spool.hashes = dict(zip(lines, hasher.hash_many([spool.passwords[n] for n in lines], progress), strict=True))
+        created = _write(spool, uow, clock, cmd.exists_ok)
+        return ImportSummary(created=created, existed=spool.rows - created, dry_run=False)
+    finally:
+        spool.close()
 
+
+def _write(spool: Spool, uow: UnitOfWork, clock: Clock, exists_ok: bool) -> int:
+    """Every new user, batch by batch, in one transaction; conflicts (another writer may
+    have come in meanwhile) are all found and reported, and then nothing is written."""
+    created = 0
+    conflicts: list[str] = []
+    with uow:
+        now = clock()
+        for batch in spool.batches():
+            fresh, found = _new_rows(batch, uow, exists_ok)
+            conflicts += found
+            if conflicts:
+                continue
+            uow.users.add_all([new_user(row, now) for row in fresh])
+            uow.flush()
+            created += len(fresh)
+        _refuse(conflicts, exists_ok)
+        uow.commit()
+    return created

@@ -70,6 +70,10 @@ class UserRepository(abc.ABC):
             return None
         return self._seen.setdefault(user.id, user)
 
+    def forget(self) -> None:
+        """Drop the users handed out so far: they were written."""
+        self._seen = {}
+
     @abc.abstractmethod
     def _add(self, user: User) -> None: ...
 
@@ -102,22 +106,43 @@ class UnitOfWork(abc.ABC):
     """One transaction under the write lock: work is rolled back unless committed."""
 
     users: UserRepository
+    keep_events: bool = True
+    """Whether committed events are kept for collect_new_events; the bus turns it off
+    when nobody listens, so an import of a million users keeps none in memory."""
 
     def __init__(self) -> None:
         self._committed_events: list[Event] = []
+        self._written: list[Event] = []
+        self._writing = 0
+        self.committed_changes = 0  # events committed so far, kept or not
 
     def __enter__(self) -> UnitOfWork:
+        self._written, self._writing = [], 0
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._written, self._writing = [], 0
         self.rollback()
 
-    def commit(self) -> None:
-        events = [event for user in self.users.seen for event in user.events]
-        self._commit(events)
-        for user in self.users.seen:
+    def flush(self) -> None:
+        """Write what the work changed so far, with its events, still inside the
+        transaction, and forget the users handed out (an import does it per batch)."""
+        seen = self.users.seen
+        events = [event for user in seen for event in user.events]
+        self._write(events)
+        for user in seen:
             user.events.clear()
-        self._committed_events.extend(events)
+        if self.keep_events:
+            self._written.extend(events)
+        self._writing += len(events)
+        self.users.forget()
+
+    def commit(self) -> None:
+        self.flush()
+        self._commit()
+        self._committed_events.extend(self._written)
+        self.committed_changes += self._writing
+        self._written, self._writing = [], 0
 
     def collect_new_events(self) -> list[Event]:
         """Events of committed work, each handed out once."""
@@ -125,8 +150,12 @@ class UnitOfWork(abc.ABC):
         return collected
 
     @abc.abstractmethod
-    def _commit(self, events: list[Event]) -> None:
-        """Make the work durable, with the events it recorded, in one transaction."""
+    def _write(self, events: list[Event]) -> None:
+        """Write the changes of the users handed out, and their events, in the open transaction."""
+
+    @abc.abstractmethod
+    def _commit(self) -> None:
+        """Make everything written durable at once."""
 
     @abc.abstractmethod
     def rollback(self) -> None: ...

@@ -25,36 +25,36 @@ class FileFormat(str, enum.Enum):
     jsonl = "jsonl"
 
 
-def _read_csv(stream: IO[str]) -> tuple[list[str], list[Record]]:
+def _read_csv(stream: IO[str]) -> tuple[list[str], Iterator[Record]]:
     from usermgr.application.importing import Record
 
     reader = csv.DictReader(stream)
     header = list(reader.fieldnames or [])
-    records = []
-    for values in reader:
-        wrong = None in values or None in values.values()
-        error = f"{len(header)} fields expected, as in the header" if wrong else None
-        records.append(Record(reader.line_num, values, error))
-    return header, records
+
+    def records() -> Iterator[Record]:
+        for values in reader:
+            wrong = None in values or None in values.values()
+            error = f"{len(header)} fields expected, as in the header" if wrong else None
+            yield Record(reader.line_num, values, error)
+
+    return header, records()
 
 
-def _read_jsonl(stream: IO[str]) -> list[Record]:
+def _read_jsonl(stream: IO[str]) -> Iterator[Record]:
     from usermgr.application.importing import Record
 
-    records = []
     for number, line in enumerate(stream, 1):
         if not line.strip():
             continue
         try:
             values = json.loads(line)
         except json.JSONDecodeError as e:
-            records.append(Record(number, {}, f"not JSON ({e.msg})"))
+            yield Record(number, {}, f"not JSON ({e.msg})")
             continue
         if not isinstance(values, dict):
-            records.append(Record(number, {}, "not a JSON object"))
+            yield Record(number, {}, "not a JSON object")
             continue
-        records.append(Record(number, values))
-    return records
+        yield Record(number, values)
 
 
 @contextmanager
@@ -63,26 +63,40 @@ def _open(source: str) -> Iterator[IO[str]]:
         yield sys.stdin
         return
     try:
-        with open(source, encoding="utf-8-sig", newline="") as stream:
-            yield stream
+        stream = open(source, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
     except OSError as e:
         raise InvalidInput(f"cannot read {shown(source)}: {e.strerror}") from None
+    with stream:
+        yield stream
 
 
-def read_records(source: str, fmt: FileFormat | None) -> tuple[list[str] | None, list[Record]]:
-    """The file's records, and its header when it has one (CSV); the application checks both."""
-    if fmt is None:
-        fmt = FileFormat.jsonl if source.endswith((".jsonl", ".ndjson")) else FileFormat.csv
+@contextmanager
+def _read_errors(source: str) -> Iterator[None]:
     try:
-        with _open(source) as stream:
-            if fmt is FileFormat.jsonl:
-                return None, _read_jsonl(stream)
-            header, records = _read_csv(stream)
-            return (header if header else None), records
+        yield
     except UnicodeDecodeError:
         raise InvalidInput(f"cannot read {shown(source)}: it is not UTF-8 text") from None
     except csv.Error as e:
         raise InvalidInput(f"cannot read {shown(source)} as CSV: {e}") from None
+
+
+@contextmanager
+def records_of(source: str, fmt: FileFormat | None) -> Iterator[tuple[list[str] | None, Iterator[Record]]]:
+    """The file's header when it has one (CSV), and its records read one at a time,
+    while the file is open; the application checks both."""
+    if fmt is None:
+        fmt = FileFormat.jsonl if source.endswith((".jsonl", ".ndjson")) else FileFormat.csv
+
+    def guarded(records: Iterator[Record]) -> Iterator[Record]:
+        with _read_errors(source):
+            yield from records
+
+    with _open(source) as stream, _read_errors(source):
+        if fmt is FileFormat.jsonl:
+            yield None, guarded(_read_jsonl(stream))
+        else:
+            header, records = _read_csv(stream)
+            yield (header if header else None), guarded(records)
 
 
 @contextmanager
@@ -127,14 +141,12 @@ def import_(
     from usermgr.application.commands import ImportUsers
     from usermgr.application.importing import ImportSummary
 
-    header, records = read_records(file, fmt)
-
     def render(summary: ImportSummary) -> None:
         prefix = "dry run: would have " if summary.dry_run else ""
         emit(f"{prefix}created {summary.created}, existed {summary.existed}")
         flush()
 
-    with _progress_bar() as progress:
+    with records_of(file, fmt) as (header, records), _progress_bar() as progress:
         ctx.obj.bus().handle(
             ImportUsers(records=records, header=header, exists_ok=exists_ok, dry_run=dry_run),
             render=render,
@@ -215,8 +227,6 @@ def apply(
     """
     from usermgr.application.commands import ApplyUsers
 
-    header, records = read_records(file, fmt)
-
     def render(result: Any) -> None:
         if as_json:
             entries = []
@@ -233,7 +243,7 @@ def apply(
             emit(f"{summary} (check only: nothing was changed)" if not result.applied and result.changes else summary)
         flush()
 
-    with _progress_bar() as progress:
+    with records_of(file, fmt) as (header, records), _progress_bar() as progress:
         result = ctx.obj.bus().handle(
             ApplyUsers(
                 records=records,

@@ -126,6 +126,12 @@ class SqlUserRepository(UserRepository):
     def replace_password_hash(self, user_id: str, old: str, new: str) -> None:
         self.db.execute("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?", (new, user_id, old))
 
+    def forget(self) -> None:
+        super().forget()
+        self.new = set()
+        self.removed = set()
+        self._stored = {}
+
     def write_changes(self) -> None:
         """Write back every user that was handed out, changed, and is neither new nor gone."""
         for user in self.seen:
@@ -149,16 +155,14 @@ class SqlUnitOfWork(UnitOfWork):
         self._hooks = hooks
 
     def __enter__(self) -> SqlUnitOfWork:
+        super().__enter__()
         if self._db is None:
             self._db = self._open_db()
         self._db.begin_write()
         self.users = SqlUserRepository(self._db)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.rollback()
-
-    def _commit(self, events: list[Event]) -> None:
+    def _write(self, events: list[Event]) -> None:
         db = self.users.db
         self.users.write_changes()
         if events:
@@ -177,7 +181,9 @@ class SqlUnitOfWork(UnitOfWork):
                 deliveries = [(e.id, hook.name) for e, _, _ in batch for hook in self._hooks if hook.matches(e.type)]
                 if deliveries:
                     db.insert_many("deliveries", ("event_id", "hook"), deliveries)
-        db.commit()
+
+    def _commit(self) -> None:
+        self.users.db.commit()
 
     def _record(self, event: Event) -> dict[str, Any]:
         data = event.data()
