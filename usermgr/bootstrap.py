@@ -118,6 +118,7 @@ def build(
         queries.ListUsers: handler("handlers", "list_users", views=storage.users),
         queries.StreamUsers: handler("handlers", "stream_users", views=storage.users),
         queries.ExportUsers: handler("handlers", "export_users", views=storage.users),
+        queries.ExportText: handler("handlers", "export_text", views=storage.users),
         queries.ListEvents: handler("handlers", "list_events", events=storage.events, policy=policy, clock=clock),
         queries.VerifyEvents: handler("handlers", "verify_events", events=storage.events),
         queries.ListHooks: handler("deliveries", "list_hooks", log=storage.deliveries, hooks=hooks, clock=clock),

@@ -191,6 +191,12 @@ def export_users(query: queries.ExportUsers, *, views: UserViews) -> Iterator[Us
     return views.export(query.include_hashes)
 
 
+def export_text(query: queries.ExportText, *, views: UserViews) -> Iterator[str]:
+    if query.format not in ("jsonl", "csv"):
+        raise InvalidField("format", f"{query.format!r}: choose csv or jsonl")
+    return views.export_text(query.format, query.include_hashes)
+
+
 def list_events(
     query: queries.ListEvents, *, events: EventViews, policy: Policy, clock: Clock
 ) -> list[queries.EventView]:

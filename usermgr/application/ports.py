@@ -208,6 +208,10 @@ class UserViews(Protocol):
         """Every user, oldest first, in constant memory."""
         ...
 
+    def export_text(self, format: str, include_hashes: bool) -> Iterator[str]:
+        """Every user, oldest first, each as one line of `format` built by the database."""
+        ...
+
     def password_hashes(self) -> Iterator[tuple[str, str | None]]:
         """(email, hash) of every user, for the hash-health report; never printed."""
         ...

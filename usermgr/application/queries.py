@@ -108,6 +108,15 @@ class ExportUsers:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExportText:
+    """Every user, oldest first, as lines of jsonl or csv (no header) that the database
+    builds itself: the same values as rendering ExportUsers, at the database's speed."""
+
+    format: str  # "jsonl" or "csv"
+    include_hashes: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Page:
     items: list[UserView]
     total: int

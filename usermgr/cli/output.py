@@ -164,6 +164,25 @@ def render_stream(
         raise ValueError(fmt)
 
 
+def render_lines(lines: Iterable[str], *, header: str | None = None) -> None:
+    """Lines the database built, written a thousand at a time; the header (csv) only
+    once the first line is there, so a failure to read writes nothing."""
+    with output_errors():
+        batch: list[str] = []
+        for line in lines:
+            if header is not None:
+                batch.append(header)
+                header = None
+            batch.append(line)
+            if len(batch) >= 1000:
+                sys.stdout.write("\n".join(batch) + "\n")
+                batch = []
+        if header is not None:
+            batch.append(header)
+        if batch:
+            sys.stdout.write("\n".join(batch) + "\n")
+
+
 def render_table(
     columns: Sequence[Column], rows: list[list[str]], caption: str, *, console: Console | None = None
 ) -> None:

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from usermgr.cli.options import SpreadsheetSafe, require_csv
-from usermgr.cli.output import emit, emit_json, flush, render_stream
+from usermgr.cli.output import emit, emit_json, flush, render_lines, render_stream
 from usermgr.errors import InvalidInput, WorkToDo, shown
 
 if TYPE_CHECKING:
@@ -173,9 +173,13 @@ def export(
     from usermgr.application import queries
 
     require_csv(spreadsheet_safe, fmt.value)
-    users = ctx.obj.bus().handle(queries.ExportUsers(include_hashes=include_hashes))
     columns = queries.EXPORT_FIELDS if include_hashes else queries.USER_FIELDS
-    render_stream(users, fmt.value, columns, spreadsheet_safe=spreadsheet_safe)
+    if spreadsheet_safe:
+        users = ctx.obj.bus().handle(queries.ExportUsers(include_hashes=include_hashes))
+        render_stream(users, fmt.value, columns, spreadsheet_safe=True)
+        return
+    lines = ctx.obj.bus().handle(queries.ExportText(format=fmt.value, include_hashes=include_hashes))
+    render_lines(lines, header=",".join(columns) if fmt is FileFormat.csv else None)
 
 
 class Prune(str, enum.Enum):

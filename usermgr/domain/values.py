@@ -272,6 +272,7 @@ class PasswordPolicy:
             raise InvalidInput("password must not contain a NUL character")
 
 
+@functools.lru_cache(maxsize=256)  # an import stamps a hundred thousand rows with one moment
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with a fixed width, so stored text sorts in time order."""
     utc = moment.astimezone(timezone.utc).replace(tzinfo=None)

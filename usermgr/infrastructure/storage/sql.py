@@ -118,6 +118,33 @@ class Dialect:
         " WHERE id = ? AND (claimed_until IS NULL OR claimed_until < ?)"
     )
 
+    # Output lines built by the database, value for value what cli/output.py renders:
+    # JSON objects with the fields in order, and CSV quoted as Python's csv module does
+    # with lineterminator="\n" (a field with a comma, a quote or a newline is quoted).
+    def json_line(self, columns: Sequence[str]) -> str:
+        pairs = ", ".join(f"'{c}', {self._json_value(c)}" for c in columns)
+        return f"json_object({pairs})"
+
+    @staticmethod
+    def _json_value(column: str) -> str:
+        return "json(CASE WHEN is_active THEN 'true' ELSE 'false' END)" if column == "is_active" else column
+
+    def csv_line(self, columns: Sequence[str]) -> str:
+        return " || ',' || ".join(self._csv_cell(c) for c in columns)
+
+    def _csv_cell(self, column: str) -> str:
+        if column == "is_active":
+            return "(CASE WHEN is_active THEN 'true' ELSE 'false' END)"
+        text = f"coalesce({column}, '')"
+        special = " OR ".join(f"{self.position(text, ch)} > 0" for ch in ("','", "'\"'", self.newline))
+        return f"(CASE WHEN {special} THEN '\"' || replace({text}, '\"', '\"\"') || '\"' ELSE {text} END)"
+
+    newline = "char(10)"
+
+    @staticmethod
+    def position(text: str, needle: str) -> str:
+        return f"instr({text}, {needle})"
+
     def search(self, db: Any, needle: str) -> tuple[str, tuple[Any, ...]]:
         """A condition: the folded name or email holds `needle` as a plain substring
         (no wildcards). FTS5's trigram index serves needles of three characters or more."""

@@ -31,7 +31,8 @@ _SELECT_USER = f"SELECT {', '.join(USER_COLUMNS)}, seq FROM users"
 _UPDATE_USER = f"UPDATE users SET {', '.join(f'{c} = ?' for c in USER_COLUMNS[1:])} WHERE id = ?"
 EVENT_COLUMNS = ("id", "type", "user_id", "email_key", "occurred_at", "actor", "data", "hash")
 BATCH = 5000
-LOOKUP_BATCH = 500
+LOOKUP_BATCH = 2000  # keys a query looks up at once, well under SQLite's 32,766 parameters
+_data_json = json.JSONEncoder(ensure_ascii=False).encode
 
 T = TypeVar("T")
 
@@ -194,7 +195,7 @@ class SqlUnitOfWork(UnitOfWork):
             "occurred_at": format_timestamp(event.occurred_at),
             "actor": self._actor,
             "data": data,
-            "data_text": json.dumps(data, ensure_ascii=False),
+            "data_text": _data_json(data),
         }
 
     def rollback(self) -> None:

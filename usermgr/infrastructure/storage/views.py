@@ -10,6 +10,7 @@ from typing import Any
 
 from usermgr.application.ports import Delivery
 from usermgr.application.queries import (
+    EXPORT_FIELDS,
     USER_FIELDS,
     Credentials,
     EventView,
@@ -61,10 +62,10 @@ class Reader:
         found = self.rows(statement, params)
         return found[0] if found else None
 
-    def stream(self, statement: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    def stream(self, statement: str, params: tuple[Any, ...] = (), size: int = 2000) -> Iterator[tuple[Any, ...]]:
         db = self.db
         if db is not None:
-            yield from db.stream(statement, params)
+            yield from db.stream(statement, params, size)
 
     def execute(self, statement: str, params: tuple[Any, ...] = ()) -> int:
         """A one-statement write in its own transaction."""
@@ -136,6 +137,12 @@ class SqlUserViews:
         if include_hashes:
             return map(_exported, self._reader.stream(f"SELECT {PUBLIC}, password_hash FROM users {self._oldest_first}"))
         return map(_user, self._reader.stream(f"SELECT {PUBLIC} FROM users {self._oldest_first}"))
+
+    def export_text(self, format: str, include_hashes: bool) -> Iterator[str]:
+        columns = EXPORT_FIELDS if include_hashes else USER_FIELDS
+        dialect = self._reader.dialect
+        line = dialect.json_line(columns) if format == "jsonl" else dialect.csv_line(columns)
+        return (row[0] for row in self._reader.stream(f"SELECT {line} FROM users {self._oldest_first}", size=5000))
 
     def password_hashes(self) -> Iterator[tuple[str, str | None]]:
         return self._reader.stream(f"SELECT email, password_hash FROM users {self._oldest_first}")  # type: ignore[return-value]

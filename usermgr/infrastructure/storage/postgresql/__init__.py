@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg2  # noqa: F401 - imported first: without the driver, open_storage names the extra
@@ -19,6 +19,16 @@ from usermgr.infrastructure.storage.views import Reader, SqlDeliveryLog, SqlEven
 
 
 class PostgresDialect(Dialect):
+    newline = "chr(10)"
+
+    def json_line(self, columns: Sequence[str]) -> str:
+        pairs = ", ".join(f"'{c}', {c}" for c in columns)
+        return f"json_build_object({pairs})::text"
+
+    @staticmethod
+    def position(text: str, needle: str) -> str:
+        return f"strpos({text}, {needle})"
+
     def search(self, db: Database, needle: str) -> tuple[str, tuple[Any, ...]]:
         # LIKE, with its wildcards escaped, is what a pg_trgm GIN index serves; without
         # the index it is the same scan, as exact.
