@@ -654,3 +654,34 @@ def test_a_user_created_by_another_writer_meanwhile_is_pruned_in_the_applied_pla
     )
     assert [(c.action, c.email) for c in result.changes] == [("create", "ada@example.com"), ("deactivate", "late@example.com")]
     assert by_email(uow)["late@example.com"].is_active is False
+
+
+def test_events_are_written_in_the_order_the_plan_prints_the_changes(services: Services, uow: FakeUnitOfWork) -> None:
+    apply(services, {"email": "b@example.com", "name": "B"}, {"email": "old@example.com", "name": "Old"})
+    uow.written_events.clear()
+    plan = apply(
+        services,
+        {"email": "a@example.com", "name": "A"},
+        {"email": "b@example.com", "name": "B two"},
+        {"email": "c@example.com", "name": "C"},
+        prune="delete",
+    )
+    assert [c.action for c in plan.changes] == ["create", "update", "create", "delete"]
+    assert [e.type for e in uow.written_events] == ["UserCreated", "UserUpdated", "UserCreated", "UserDeleted"]
+    assert [e.email for e in uow.written_events] == ["a@example.com", "b@example.com", "c@example.com", "old@example.com"]
+
+
+@pytest.mark.parametrize("prune", ["deactivate", "delete"])
+def test_a_file_with_no_users_and_prune_is_refused_so_a_failed_export_locks_nobody_out(
+    services: Services, uow: FakeUnitOfWork, prune: str
+) -> None:
+    apply(services, {"email": "a@example.com", "name": "A"})
+    before = committed_state(uow)
+    with pytest.raises(InvalidInput, match="lists no users"):
+        apply(services, header=["email", "name"], prune=prune)
+    assert committed_state(uow) == before
+
+
+def test_a_file_with_no_users_and_no_prune_is_no_changes(services: Services, uow: FakeUnitOfWork) -> None:
+    apply(services, {"email": "a@example.com", "name": "A"})
+    assert apply(services, header=["email", "name"]).summary() == "no changes"

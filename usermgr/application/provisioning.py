@@ -143,6 +143,9 @@ def apply_users(
     if cmd.prune is not None and cmd.prune not in PRUNE:
         raise InvalidInput(f"invalid prune {cmd.prune!r}: choose deactivate or delete")
     rows = check_rows(cmd.records, policy=policy, hasher=hasher, header=cmd.header, allowed=APPLY_COLUMNS)
+    if not rows and cmd.prune is not None:
+        # An HR export that failed and wrote nothing must not lock everyone out.
+        raise InvalidInput(f"the file lists no users: --prune would {cmd.prune} every active user; nothing was changed")
     checks = PasswordChecks(hasher) if cmd.update_passwords else None
     with uow:
         current = uow.users.current()
@@ -162,6 +165,8 @@ def apply_users(
 
 
 def _carry_out(changes: list[Change], uow: UnitOfWork, hasher: PasswordHasher, clock: Clock) -> None:
+    """Each change through the entity's own method, in plan order, so the events are
+    written in the order the plan printed them (new users go in by runs, as a batch)."""
     now = clock()
     created: list[User] = []
     for change in changes:
@@ -172,6 +177,9 @@ def _carry_out(changes: list[Change], uow: UnitOfWork, hasher: PasswordHasher, c
             assert row is not None
             created.append(new_user(row, now))
             continue
+        if created:
+            uow.users.add_all(created)
+            created = []
         assert change.user_id is not None
         user = uow.users.get(change.user_id)
         assert user is not None  # the plan was made in this transaction

@@ -260,7 +260,8 @@ def apply(
             progress=progress,
         )
     if check and result.changes:
-        raise WorkToDo(f"{len(result.changes)} changes to apply (--check changed nothing)")
+        count = len(result.changes)
+        raise WorkToDo(f"{count} change{'s' * (count != 1)} to apply (--check changed nothing)")
 
 
 def register(app: typer.Typer) -> None:
