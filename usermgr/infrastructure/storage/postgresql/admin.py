@@ -52,12 +52,24 @@ class PostgresAdmin:
                 row = db.one(f"SELECT count(*) FROM {table}")
                 return row[0] if row else 0
 
+            indexed = db.one("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+                             " AND indexname IN ('users_name_trgm', 'users_email_trgm')")
+            notes: tuple[str, ...] = ()
+            if not indexed or indexed[0] != 2:
+                notes = (
+                    "search scans every user: the pg_trgm extension could not be created (it is in"
+                    " postgresql-contrib); as a superuser: CREATE EXTENSION pg_trgm; then"
+                    " CREATE INDEX users_name_trgm ON users USING gin (name_key gin_trgm_ops);"
+                    " CREATE INDEX users_email_trgm ON users USING gin (email_key gin_trgm_ops)",
+                )
+
             return StorageReport(
                 location=db.location,
                 schema_version=found.version,
                 users=count("users"),
                 events=count("events"),
                 pending_deliveries=count("deliveries"),
+                notes=notes,
             )
         finally:
             db.close()

@@ -68,6 +68,17 @@ class SqliteAdmin:
                 found = db.one(f"SELECT count(*) FROM {table}")
                 return found[0] if found else 0
 
+            notes: tuple[str, ...] = ()
+            if db.has_search_index():
+                try:
+                    db.execute("INSERT INTO users_search (users_search, rank) VALUES ('integrity-check', 1)")
+                except StorageUnavailable:
+                    raise StorageUnavailable(
+                        f"{shown(self._path)}: the search index does not match the users; rebuild it with"
+                        " sqlite3 FILE \"INSERT INTO users_search (users_search) VALUES ('rebuild')\""
+                    ) from None
+            else:
+                notes = ("search scans every user: this SQLite has no FTS5 trigram tokenizer (SQLite 3.34 or newer)",)
             version = db.one("PRAGMA user_version")
             return StorageReport(
                 location=db.location,
@@ -75,6 +86,7 @@ class SqliteAdmin:
                 users=count("users"),
                 events=count("events"),
                 pending_deliveries=count("deliveries"),
+                notes=notes,
             )
         finally:
             db.close()
