@@ -282,6 +282,9 @@ def db_upgrade(ctx: typer.Context) -> None:
     _handle(ctx, commands.UpgradeStorage(), render)
 
 
+WEAKER_SHOWN = 20  # a table names the first few; --format json names every one
+
+
 def hashes(
     ctx: typer.Context,
     *,
@@ -317,8 +320,10 @@ def hashes(
             emit(f"bcrypt cost {cost}: {n}")
         emit(f"weaker than bcrypt_rounds ({r.rounds}): {r.weaker} (re-hashed at their next successful verify)")
         emit(f"malformed: {r.malformed}")
-        for email in r.weaker_users:
+        for email in r.weaker_users[:WEAKER_SHOWN]:
             emit(f"  weaker: {shown(email)}")
+        if len(r.weaker_users) > WEAKER_SHOWN:
+            emit(f"  ... and {len(r.weaker_users) - WEAKER_SHOWN} more (--format json lists every one)")
 
     report = _handle(ctx, queries.HashHealth(), render)
     if check and report.needs_attention:
