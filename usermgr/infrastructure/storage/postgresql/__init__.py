@@ -33,7 +33,7 @@ class PostgresDialect(Dialect):
         # LIKE, with its wildcards escaped, is what a pg_trgm GIN index serves; without
         # the index it is the same scan, as exact.
         pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        return "(name_key LIKE ? ESCAPE '\\' OR email_key LIKE ? ESCAPE '\\')", (pattern, pattern)
+        return "((name_key || '') LIKE ? ESCAPE '\\' OR (email_key || '') LIKE ? ESCAPE '\\')", (pattern, pattern)
 
     # Concurrent runners skip a row another one is claiming instead of waiting for it.
     claim = (

@@ -59,8 +59,8 @@ class PostgresAdmin:
                 notes = (
                     "search scans every user: the pg_trgm extension could not be created (it is in"
                     " postgresql-contrib); as a superuser: CREATE EXTENSION pg_trgm; then"
-                    " CREATE INDEX users_name_trgm ON users USING gin (name_key gin_trgm_ops);"
-                    " CREATE INDEX users_email_trgm ON users USING gin (email_key gin_trgm_ops)",
+                    " CREATE INDEX users_name_trgm ON users USING gin ((name_key || '') gin_trgm_ops);"
+                    " CREATE INDEX users_email_trgm ON users USING gin ((email_key || '') gin_trgm_ops)",
                 )
 
             return StorageReport(
@@ -124,3 +124,5 @@ class PostgresAdmin:
                     copy.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", batch)
                     batch = []
             copy.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", batch)
+        if copy.has_search_index():
+            copy.execute("INSERT INTO users_search (users_search) VALUES ('rebuild')")

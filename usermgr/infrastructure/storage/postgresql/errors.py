@@ -74,6 +74,7 @@ class PostgresDatabase(Database):
         self.location = location
         self._secrets = secrets
         self._lock_timeout = lock_timeout
+        self._bulk = False
 
     def _cursor(self) -> Any:
         return self.conn.cursor()
@@ -95,6 +96,11 @@ class PostgresDatabase(Database):
         # COPY is PostgreSQL's bulk path: one round trip for the whole batch.
         if not rows:
             return
+        if table == "users" and not self._bulk:
+            # New rows wait in the trigram indexes' pending list, merged in large steps,
+            # instead of each entering the GIN trees one by one (five times slower).
+            self.execute("SELECT set_config('gin_pending_list_limit', '65536', true)")
+            self._bulk = True
         data = io.StringIO("".join("\t".join(map(_copy_text, row)) + "\n" for row in rows))
         with self.errors():
             self._cursor().copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", data)
@@ -155,9 +161,18 @@ class PostgresDatabase(Database):
         self.execute("SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (LOCK_KEY,))
 
     def commit(self) -> None:
+        if self._bulk:
+            # Merge what waits in the trigram indexes' pending lists now, in bulk, so the
+            # first search after an import is served by the index, not a pending-list scan.
+            self.execute(
+                "SELECT gin_clean_pending_list(c.oid) FROM pg_class c"
+                " WHERE c.relname IN ('users_name_trgm', 'users_email_trgm')"
+                " AND c.relnamespace = current_schema()::regnamespace"
+            )
         with self.errors():
             self.conn.commit()
             self.conn.autocommit = True
+        self._bulk = False
 
     def rollback(self) -> None:
         if not self.conn.closed and not self.conn.autocommit:

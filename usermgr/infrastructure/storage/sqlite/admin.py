@@ -68,17 +68,7 @@ class SqliteAdmin:
                 found = db.one(f"SELECT count(*) FROM {table}")
                 return found[0] if found else 0
 
-            notes: tuple[str, ...] = ()
-            if db.has_search_index():
-                try:
-                    db.execute("INSERT INTO users_search (users_search, rank) VALUES ('integrity-check', 1)")
-                except StorageUnavailable:
-                    raise StorageUnavailable(
-                        f"{shown(self._path)}: the search index does not match the users; rebuild it with"
-                        " sqlite3 FILE \"INSERT INTO users_search (users_search) VALUES ('rebuild')\""
-                    ) from None
-            else:
-                notes = ("search scans every user: this SQLite has no FTS5 trigram tokenizer (SQLite 3.34 or newer)",)
+            notes = self._check_search_index(db)
             version = db.one("PRAGMA user_version")
             return StorageReport(
                 location=db.location,
@@ -90,6 +80,20 @@ class SqliteAdmin:
             )
         finally:
             db.close()
+
+    def _check_search_index(self, db: connect.SqliteDatabase) -> tuple[str, ...]:
+        if not db.has_search_index():
+            return ("search scans every user: this SQLite has no FTS5 trigram tokenizer (SQLite 3.34 or newer)",)
+        try:
+            db.conn.execute("INSERT INTO users_search (users_search, rank) VALUES ('integrity-check', 1)")
+        except sqlite3.DatabaseError as e:
+            if getattr(e, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                return ("the search index was not checked: the database is read-only here",)
+            raise StorageUnavailable(
+                f"{shown(self._path)}: the search index does not match the users ({e}); rebuild it with"
+                " sqlite3 FILE \"INSERT INTO users_search (users_search) VALUES ('rebuild')\""
+            ) from None
+        return ()
 
     def upgrade(self) -> Upgrade:
         db, created = connect.create_or_open(self._path, self._busy_timeout, self._context)
