@@ -213,6 +213,20 @@ def test_an_edited_event_is_named_by_verify_and_db_check(db_url: str, column: st
     assert_broken_at(db_url, 3, third["id"])
 
 
+@pytest.mark.parametrize(
+    "text", ["not json", '{"email": NaN}', '{"email": 1e999}', "[1, 2]", '"just text"'],
+    ids=["not-json", "nan", "infinity", "array", "string"],
+)
+def test_data_edited_into_something_usermgr_never_writes_is_a_break_not_a_crash(db_url: str, text: str) -> None:
+    # Regression: these made verify, db check and the events table exit 1 ("unexpected error").
+    third = seed(db_url)[2]
+    sql(db_url, "UPDATE events SET data = ? WHERE id = ?", (text, third["id"]))
+    assert_broken_at(db_url, 3, third["id"])
+    shown = ok(db_url, "events", *ALL).stdout
+    assert third["id"][:8] in shown
+    ok(db_url, "events", "--format", "jsonl", *ALL)
+
+
 def test_an_edit_of_the_last_event_is_found_too(db_url: str) -> None:
     last = seed(db_url)[-1]
     sql(db_url, "UPDATE events SET actor = ? WHERE id = ?", ("mallory", last["id"]))

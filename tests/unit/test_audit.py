@@ -167,6 +167,14 @@ def test_an_event_without_a_hash_breaks_the_chain() -> None:
     assert verify_chain(log).broken == Break(2, "event-2")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_value_with_no_canonical_form_is_a_break_not_an_error(value: float) -> None:
+    # Regression: json.loads reads NaN and 1e999 from a hand-edited row; canonical() refuses them.
+    log = chained(3)
+    log[1] = {**log[1], "data": {"email": value}}
+    assert verify_chain(log).broken == Break(2, "event-2")
+
+
 @pytest.mark.parametrize("removed", [1, 2, 4])
 def test_a_removed_event_breaks_the_chain_at_the_one_after_it(removed: int) -> None:
     log = chained(5)
