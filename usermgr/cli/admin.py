@@ -37,12 +37,15 @@ EVENT_TABLE_COLUMNS = (
 
 
 def _event_row(event: Any) -> list[str]:
-    data = {k: v for k, v in event.data.items() if k != "email"}
+    if isinstance(event.data, dict):
+        email, data = str(event.data.get("email", "")), {k: v for k, v in event.data.items() if k != "email"}
+    else:  # a row edited by hand into something else: shown as it is
+        email, data = "", event.data
     return [
         event.occurred_at,
         event.type,
         event.user_id,
-        str(event.data.get("email", "")),
+        email,
         event.actor,
         event.id,
         json.dumps(data, ensure_ascii=False) if data else "",

@@ -35,7 +35,11 @@ def _exported(row: tuple[Any, ...]) -> ExportedUser:
 
 
 def event_view(row: tuple[Any, ...]) -> EventView:
-    return EventView(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+    try:
+        data = json.loads(row[5])
+    except ValueError:
+        data = row[5]  # edited by hand into text that is not JSON: shown as it is (its hash no longer matches)
+    return EventView(row[0], row[1], row[2], row[3], row[4], data, row[6])
 
 
 class Reader:
