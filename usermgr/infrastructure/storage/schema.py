@@ -16,6 +16,7 @@ from usermgr.domain.audit import GENESIS, chain_hash
 from usermgr.domain.values import text_key
 from usermgr.errors import StorageUnavailable
 from usermgr.infrastructure.storage.sql import Database
+from usermgr.infrastructure.storage.views import event_data
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def _chain_existing_events(db: Database, context: Context) -> None:
     updates = []
     for seq, *fields in db.rows("SELECT seq, id, type, user_id, occurred_at, actor, data FROM events ORDER BY seq"):
         event = dict(zip(("id", "type", "user_id", "occurred_at", "actor", "data"), fields))
-        event["data"] = json.loads(event["data"])
+        event["data"] = event_data(event["data"])
         prev = chain_hash(event, prev)
         updates.append((prev, seq))
     db.executemany("UPDATE events SET hash = ? WHERE seq = ?", updates)

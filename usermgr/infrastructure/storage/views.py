@@ -34,12 +34,21 @@ def _exported(row: tuple[Any, ...]) -> ExportedUser:
     return ExportedUser(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
-def event_view(row: tuple[Any, ...]) -> EventView:
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def event_data(text: Any) -> Any:
+    """An event's stored data, parsed; text edited by hand into something that is not
+    strict JSON (NaN included) stays the text it is, and its hash no longer matches."""
     try:
-        data = json.loads(row[5])
-    except ValueError:
-        data = row[5]  # edited by hand into text that is not JSON: shown as it is (its hash no longer matches)
-    return EventView(row[0], row[1], row[2], row[3], row[4], data, row[6])
+        return json.loads(text, parse_constant=_not_json)
+    except (TypeError, ValueError):
+        return text
+
+
+def event_view(row: tuple[Any, ...]) -> EventView:
+    return EventView(row[0], row[1], row[2], row[3], row[4], event_data(row[5]), row[6])
 
 
 class Reader:
