@@ -117,14 +117,17 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
         yield advance
 
 
+SourceFormat = Annotated[
+    FileFormat | None,
+    typer.Option("--format", help="Default: jsonl for *.jsonl or *.ndjson, else csv."),
+]
+
+
 def import_(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(metavar="FILE", help="CSV or JSON-lines file; - reads stdin.")],
     *,
-    fmt: Annotated[
-        FileFormat | None,
-        typer.Option("--format", help="Default: jsonl for *.jsonl or *.ndjson, else csv."),
-    ] = None,
+    fmt: SourceFormat = None,
     exists_ok: Annotated[
         bool, typer.Option("--exists-ok", help="Skip rows whose email already exists.")
     ] = False,
@@ -206,10 +209,7 @@ def apply(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(metavar="FILE", help="CSV or JSON-lines file of every user there should be; - reads stdin.")],
     *,
-    fmt: Annotated[
-        FileFormat | None,
-        typer.Option("--format", help="Default: jsonl for *.jsonl or *.ndjson, else csv."),
-    ] = None,
+    fmt: SourceFormat = None,
     prune: Annotated[
         Prune | None,
         typer.Option("--prune", help="What happens to active users not in the file: deactivate or delete."),
