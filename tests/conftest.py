@@ -126,15 +126,37 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgresql_url")
 
 
+@pytest.fixture(scope="session")
+def usermgr_template(postgresql_server: postgresql.Server) -> str:
+    """A database holding usermgr's tables and nothing else, to copy from."""
+    from usermgr.infrastructure.storage import open_storage, parse_location
+
+    url = postgresql.fresh_database(postgresql_server)
+    where = parse_location(url, lambda: Path("unused"))
+    storage = open_storage(where, busy_timeout=5, hooks=(), actor="tests", notice=lambda line: None)
+    try:
+        storage.admin.upgrade()
+    finally:
+        storage.close()
+    return url.rpartition("/")[2]
+
+
 @pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test once per engine: on postgresql, USERMGR_DB names a fresh database
-    (and db_path names no file). A module opts in with
+def engine(request: pytest.FixtureRequest, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test once per engine. On postgresql USERMGR_DB names a new database that
+    holds usermgr's tables already (a copy of a template: creating them takes more than
+    the copy, in every test), and db_path names no file. A module opts in with
     `pytestmark = pytest.mark.usefixtures("engine")`; a test in it that no engine can
-    change the outcome of is marked `sqlite_only(reason)`."""
-    if request.param == "postgresql":
-        monkeypatch.setenv("USERMGR_DB", request.getfixturevalue("postgresql_url"))
-    return request.param
+    change the outcome of is marked `sqlite_only(reason)`. What a first command does
+    on a database with no tables is tested by the storage contract and test_operations."""
+    if request.param == "sqlite":
+        yield request.param
+        return
+    server = request.getfixturevalue("postgresql_server")
+    url = postgresql.fresh_database(server, template=request.getfixturevalue("usermgr_template"))
+    monkeypatch.setenv("USERMGR_DB", url)
+    yield request.param
+    postgresql.release_database(server, url)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

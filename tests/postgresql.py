@@ -154,9 +154,10 @@ class _Spare:
         self._server = server
         self._conn = None
         self._thread: threading.Thread | None = None
+        self._template = ""
         self._made: tuple[str, BaseException | None] | None = None
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, template: str) -> None:
         def make() -> None:
             import psycopg2
 
@@ -165,17 +166,19 @@ class _Spare:
                     self._conn = psycopg2.connect(self._server.url)
                     self._conn.autocommit = True
                 with self._conn.cursor() as cursor:
-                    cursor.execute(_create_database(name))
+                    cursor.execute(_create_database(name, template=template))
                 self._made = (name, None)
             except BaseException as error:  # handed to take(), in the caller's thread
                 self._made = (name, error)
 
         self._made = None
+        self._template = template
         self._thread = threading.Thread(target=make, name="spare-database", daemon=True)
         self._thread.start()
 
-    def take(self) -> str | None:
-        """The name of the database made ahead, once it is made; None if none was started."""
+    def take(self, template: str) -> str | None:
+        """The name of the database made ahead from `template`, once it is made; None if
+        none was started, or one of another template (then released, to be dropped)."""
         if self._thread is None:
             return None
         self._thread.join()
@@ -184,6 +187,9 @@ class _Spare:
         name, error = self._made
         if error is not None:
             raise error
+        if self._template != template:
+            self._server._released.append(name)
+            return None
         return name
 
     def close(self) -> None:
@@ -195,8 +201,8 @@ class _Spare:
             self._conn = None
 
 
-def _create_database(name: str, owner: str | None = None) -> str:
-    sql = f"CREATE DATABASE \"{name}\" TEMPLATE template0 STRATEGY FILE_COPY ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+def _create_database(name: str, owner: str | None = None, template: str = "template0") -> str:
+    sql = f"CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY ENCODING 'UTF8' LOCALE 'C.UTF-8'"
     return sql + (f' OWNER "{owner}"' if owner is not None else "")
 
 
@@ -228,24 +234,23 @@ def start_server() -> Server:
     return server
 
 
-def fresh_database(server: Server, *, owner: str | None = None) -> str:
+def fresh_database(server: Server, *, owner: str | None = None, template: str = "template0") -> str:
     """The URL of a new database with no tables, UTF8 and C.UTF-8 (text sorts byte by
-    byte, as in SQLite). `owner` (default: the superuser) owns it, may create tables in
+    byte, as in SQLite), or a copy of `template` (a database of fresh_database() no one
+    is connected to). `owner` (default: the superuser) owns it, may create tables in
     its public schema, and is the URL's user. Drops the databases released before."""
+    made = None if owner is not None else server._spare.take(template)
     while server._released:
         name = server._released.pop()
         server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         server._databases.discard(name)
-    if owner is not None:
-        name = next(server._names)
-        server.execute(_create_database(name, owner))
-    else:
-        name = server._spare.take() or next(server._names)
-        if name not in server._databases:  # none was made ahead: the first call
-            server.execute(_create_database(name))
+    name = made or next(server._names)
+    if made is None:  # the first call, an owner's database, or another template than the last
+        server.execute(_create_database(name, owner, template))
+    if owner is None:
         spare = next(server._names)
         server._databases.add(spare)
-        server._spare.start(spare)
+        server._spare.start(spare, template)
     server._databases.add(name)
     return server.url_for(name, user=owner)
 

@@ -54,6 +54,14 @@ def database() -> str:
 
 
 @pytest.fixture
+def nothing_yet(engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of usermgr's in the test's database: no SQLite file yet, or on PostgreSQL
+    a database with no tables (the engine fixture's has them)."""
+    if engine == "postgresql":
+        monkeypatch.setenv("USERMGR_DB", request.getfixturevalue("postgresql_url"))
+
+
+@pytest.fixture
 def lock_holder() -> Iterator[Storage]:
     """Storage of the test's database, for a unit of work that holds its write lock."""
     storage = open_storage(
@@ -130,10 +138,11 @@ def created_count(args: tuple[str, ...], code: int, out: str) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("exists_ok", [True, False], ids=["exists-ok on a new database", "conflicting on an existing one"])
 def test_processes_racing_to_write_the_same_emails_create_each_user_once(
-    tmp_path: Path, cli: Cli, exists_ok: bool
+    tmp_path: Path, cli: Cli, exists_ok: bool, request: pytest.FixtureRequest
 ) -> None:
     if exists_ok:
         # Nothing exists yet: the racers also race to create the database and its tables.
+        request.getfixturevalue("nothing_yet")
         rows = [[SPELLINGS[i % 4](email), f"Shared {i}", PASSWORD] for i, email in enumerate(FIVE)]
         source = write_csv(tmp_path / "shared.csv", ["email", "name", "password"], rows)
         commands = [("import", str(source), "--exists-ok")] * 4 + [
@@ -260,6 +269,7 @@ def test_db_check_is_exit_0_on_a_good_database_and_reports_what_it_holds(cli: Cl
     assert cli.events()[-1]["hash"] in out  # the audit chain's head
 
 
+@pytest.mark.usefixtures("nothing_yet")
 def test_db_check_without_a_database_is_exit_6(cli: Cli) -> None:
     result = cli("db", "check")
     assert result.exit_code == 6
