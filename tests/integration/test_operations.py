@@ -49,10 +49,6 @@ def busy_config(config_path: Path) -> Path:
     return config_path
 
 
-def database() -> str:
-    return os.environ["USERMGR_DB"]
-
-
 @pytest.fixture
 def nothing_yet(engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing of usermgr's in the test's database: no SQLite file yet, or on PostgreSQL
@@ -65,7 +61,8 @@ def nothing_yet(engine: str, request: pytest.FixtureRequest, monkeypatch: pytest
 def lock_holder() -> Iterator[Storage]:
     """Storage of the test's database, for a unit of work that holds its write lock."""
     storage = open_storage(
-        parse_location(database(), lambda: Path("unused")), busy_timeout=5, hooks=(), actor="tests", notice=lambda _: None
+        parse_location(os.environ["USERMGR_DB"], lambda: Path("unused")),
+        busy_timeout=5, hooks=(), actor="tests", notice=lambda _: None,
     )
     yield storage
     storage.close()
