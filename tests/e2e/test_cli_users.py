@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import FIELDS, OTHER_PASSWORD, PASSWORD, Cli
+from tests.helpers import FIELDS, OTHER_PASSWORD, PASSWORD, Cli, one_line
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -570,8 +570,12 @@ class TestUnknownUsers:
     )
     def test_an_unknown_user_exits_3(self, cli: Cli, ada: dict[str, Any], command: list[str]) -> None:
         name, *rest = command
+        before = cli.state()
         for ref in ("nobody@example.com", "NOBODY@example.com", "00000000-0000-4000-8000-000000000000", "not-an-id"):
-            cli.fails(3, name, ref, *rest)
+            result = cli(name, ref, *rest)
+            assert (result.exit_code, result.stdout) == (3, ""), (ref, result.stdout, result.stderr)
+            one_line(result.stderr)
+        assert cli.state() == before
 
     def test_passwd_of_an_unknown_user_exits_3(self, cli: Cli, ada: dict[str, Any]) -> None:
         cli.fails(3, "passwd", "nobody@example.com", "--password-stdin", input=OTHER_PASSWORD + "\n")

@@ -142,16 +142,16 @@ def test_processes_racing_to_write_the_same_emails_create_each_user_once(
         request.getfixturevalue("nothing_yet")
         rows = [[SPELLINGS[i % 4](email), f"Shared {i}", PASSWORD] for i, email in enumerate(FIVE)]
         source = write_csv(tmp_path / "shared.csv", ["email", "name", "password"], rows)
-        commands = [("import", str(source), "--exists-ok")] * 4 + [
+        commands = [("import", str(source), "--exists-ok")] * 3 + [
             ("create", SPELLINGS[i](FIVE[i]), "--name", f"Creator {i}", "--no-password", "--exists-ok", "--json")
-            for i in range(4)
+            for i in range(3)
         ]
         seed: list[str] = []
     else:
         seed = [cli.create("seed@example.com", "Seed", password=None)["id"]]
         source = write_csv(tmp_path / "shared.csv", ["email", "name"], [[e, f"Shared {i}"] for i, e in enumerate(FIVE)])
-        commands = [("import", str(source))] * 4 + [
-            ("create", SPELLINGS[i](FIVE[i % 2]), "--name", f"Creator {i}", "--no-password", "--json") for i in range(4)
+        commands = [("import", str(source))] * 3 + [
+            ("create", SPELLINGS[i](FIVE[i % 2]), "--name", f"Creator {i}", "--no-password", "--json") for i in range(3)
         ]
 
     outcomes = race(tmp_path, commands)
