@@ -39,7 +39,7 @@ from usermgr.infrastructure.storage.sqlite.connect import APPLICATION_ID
 
 pytestmark = pytest.mark.usefixtures("engine")
 
-BUSY_TIMEOUT = 0.2
+BUSY_TIMEOUT = 0.1
 BUSY_CONFIG = f"[security]\nbcrypt_rounds = 4\n\n[database]\nbusy_timeout = {BUSY_TIMEOUT}\n"
 
 
