@@ -60,18 +60,17 @@ def pids_in(path: Path) -> list[int]:
 
 def gone(pid: int, wait: float = 5.0) -> bool:
     """True once `pid` no longer runs. A killed grandchild is re-parented to init,
-    which may take a moment to reap it: a zombie no longer runs either."""
+    which may take a while to reap it: a zombie no longer runs either."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
             return True
         if time.monotonic() > deadline:
-            try:
-                return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-            except FileNotFoundError:
-                return True
+            return False
         time.sleep(0.05)
 
 
