@@ -1,34 +1,41 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from tests import postgresql
 from tests.fakes import FakeHasher, FakeStorage, FakeUnitOfWork, FixedClock
+from tests.helpers import Cli
 from usermgr.application.bus import MessageBus
 from usermgr.bootstrap import build
 from usermgr.infrastructure.config import Settings
 from usermgr.infrastructure.storage import Location
 
-PASSWORD = "correct horse battery staple"
-# The installed console script, next to the interpreter running the tests.
-USERMGR = str(Path(sys.executable).with_name("usermgr"))
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+@pytest.fixture(scope="session")
+def bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bytecode")
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bytecode_cache: Path) -> Path:
     """Every test gets its own database, config (bcrypt cost 4) and home."""
+    # The processes a test starts compile usermgr once per session, into a cache
+    # outside the checkout, as an installed usermgr comes compiled: with
+    # PYTHONDONTWRITEBYTECODE=1 (set on these machines) each would recompile it (~30 ms).
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(bytecode_cache))
     home = tmp_path / "home"
     home.mkdir()
     config = tmp_path / "config.toml"
     config.write_text("[security]\nbcrypt_rounds = 4\n")
-    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "USERMGR_DEBUG", "NO_COLOR"):
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "USERMGR_DEBUG", "NO_COLOR", "SUDO_USER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("USERMGR_DB", str(tmp_path / "users.db"))
@@ -36,26 +43,9 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def click_command() -> object:
-    import typer.main
-
-    from usermgr.cli import app
-
-    return typer.main.get_command(app)
-
-
-@pytest.fixture(autouse=True)
-def build_the_cli_once(monkeypatch: pytest.MonkeyPatch, click_command: object) -> None:
-    """typer's CliRunner rebuilds the Click tree from the app on every invoke (~40 ms of
-    signature parsing); a real process builds it once. Build it once here too."""
-    import typer.testing
-
-    monkeypatch.setattr(typer.testing, "_get_command", lambda _app: click_command)
-
-
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """The SQLite file USERMGR_DB names, unless the test runs on another engine."""
     return tmp_path / "users.db"
 
 
@@ -65,8 +55,14 @@ def config_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
+def cli() -> Cli:
+    return Cli()
+
+
+@pytest.fixture
+def ada(cli: Cli) -> dict[str, Any]:
+    """A user, ada@example.com, whose password is PASSWORD; as create --json printed it."""
+    return cli.create("ada@example.com", "Ada Lovelace")
 
 
 @pytest.fixture
@@ -99,32 +95,6 @@ def services(storage: FakeStorage, hasher: FakeHasher, tmp_path: Path) -> Messag
     return built
 
 
-def invoke_app(
-    runner: CliRunner, *args: str, input: str | None = None, env: dict[str, str] | None = None
-) -> Result:
-    """Run the CLI in-process; whatever happens, it ends in a clean exit, never a traceback."""
-    from usermgr.cli import app
-
-    result = runner.invoke(app, list(args), input=input, env=env)
-    assert "Traceback" not in result.stdout + result.stderr
-    if result.exception is not None:
-        assert isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
-
-
-def run_usermgr(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the installed executable as cron would: no terminal, plain pipes."""
-    return subprocess.run(
-        [USERMGR, *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-        stdin=None if input is not None else subprocess.DEVNULL,
-    )
-
-
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[postgresql.Server]:
     """One PostgreSQL server for the whole session, started by the first test that asks.
@@ -147,7 +117,7 @@ def postgresql_url(postgresql_server: postgresql.Server) -> Iterator[str]:
     postgresql.release_database(postgresql_server, url)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)], ids=["sqlite", "postgresql"])
+@pytest.fixture(params=ENGINES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A new empty database on each engine in turn, for a test written once for both:
     a SQLite file path, or a PostgreSQL URL."""
@@ -156,8 +126,55 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgresql_url")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # So that `-m "not postgresql"` leaves out every test that needs the server.
+@pytest.fixture(scope="session")
+def usermgr_template(postgresql_server: postgresql.Server) -> str:
+    """A database holding usermgr's tables and nothing else, to copy from."""
+    from usermgr.infrastructure.storage import open_storage, parse_location
+
+    url = postgresql.fresh_database(postgresql_server)
+    where = parse_location(url, lambda: Path("unused"))
+    storage = open_storage(where, busy_timeout=5, hooks=(), actor="tests", notice=lambda line: None)
+    try:
+        storage.admin.upgrade()
+    finally:
+        storage.close()
+    return url.rpartition("/")[2]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest, isolated_environment: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test once per engine. On postgresql USERMGR_DB names a new database that
+    holds usermgr's tables already (a copy of a template: creating them takes more than
+    the copy, in every test), and db_path names no file. A module opts in with
+    `pytestmark = pytest.mark.usefixtures("engine")`; a test in it that no engine can
+    change the outcome of is marked `sqlite_only(reason)`. What a first command does
+    on a database with no tables is tested by the storage contract and test_operations."""
+    if request.param == "sqlite":
+        yield request.param
+        return
+    server = request.getfixturevalue("postgresql_server")
+    url = postgresql.fresh_database(server, template=request.getfixturevalue("usermgr_template"))
+    monkeypatch.setenv("USERMGR_DB", url)
+    yield request.param
+    postgresql.release_database(server, url)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
     for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        on_postgresql = "postgresql" in (params.get("engine"), params.get("db_url"))
+        only = item.get_closest_marker("sqlite_only")
+        if only is not None and not only.args:
+            raise pytest.UsageError(f"{item.nodeid}: say why it runs on SQLite only, sqlite_only(reason)")
+        if on_postgresql and only is not None:
+            dropped.append(item)
+            continue
+        # So that `-m "not postgresql"` leaves out every test that needs the server.
         if "postgresql_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgresql)
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

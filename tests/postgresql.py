@@ -7,13 +7,16 @@ A database per test, CREATE DATABASE ... TEMPLATE template0 STRATEGY FILE_COPY, 
 (FILE_COPY copies ~7.5 MB of catalog files and checkpoints twice), so the cluster lives
 in /dev/shm. A schema per test would cost ~0.1 ms, but then every URL must carry a
 search_path in libpq's `options`; a whole database is what usermgr is given in real
-use, and at that cost (plus ~5 ms to drop it later) it is cheap enough.
+use, and at that cost (plus ~5 ms to drop it later) it is cheap enough. The next
+database is made ahead, on a connection and thread of its own, while a test runs: a
+test waits for its database only when it asks before the last one is made.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import threading
 import secrets
 import shutil
 import signal
@@ -70,6 +73,7 @@ class Server:
         self._root = root
         self._watchdog = watchdog
         self._conn = None
+        self._spare = _Spare(self)
         self._databases: set[str] = set()
         self._released: list[str] = []
         # Unique across runs too: an external server may be shared.
@@ -106,6 +110,7 @@ class Server:
         """Stop (fast: open connections are closed) and start again on the same port."""
         if self._root is None:
             raise RuntimeError(f"cannot restart a server that start_server() did not start: {self.host}:{self.port}")
+        self._spare.close()
         self._close()
         _pg_ctl(self._root, "stop", "-m", "fast")
         _start(self._root, self.port)
@@ -113,6 +118,7 @@ class Server:
     def stop(self) -> None:
         """Managed: kill the server at once and delete its folder. External: drop the
         databases the tests left. Safe to call twice."""
+        self._spare.close()
         if self._watchdog is not None:
             self._close()
             _release_watchdog(self._watchdog, self._root)
@@ -138,6 +144,66 @@ class Server:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class _Spare:
+    """The next database of fresh_database(), made in a thread of its own while the
+    caller goes on: one CREATE DATABASE at a time, on its own connection."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._conn = None
+        self._thread: threading.Thread | None = None
+        self._template = ""
+        self._made: tuple[str, BaseException | None] | None = None
+
+    def start(self, name: str, template: str) -> None:
+        def make() -> None:
+            import psycopg2
+
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg2.connect(self._server.url)
+                    self._conn.autocommit = True
+                with self._conn.cursor() as cursor:
+                    cursor.execute(_create_database(name, template=template))
+                self._made = (name, None)
+            except BaseException as error:  # handed to take(), in the caller's thread
+                self._made = (name, error)
+
+        self._made = None
+        self._template = template
+        self._thread = threading.Thread(target=make, name="spare-database", daemon=True)
+        self._thread.start()
+
+    def take(self, template: str) -> str | None:
+        """The name of the database made ahead from `template`, once it is made; None if
+        none was started, or one of another template (then released, to be dropped)."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        self._thread = None
+        assert self._made is not None
+        name, error = self._made
+        if error is not None:
+            raise error
+        if self._template != template:
+            self._server._released.append(name)
+            return None
+        return name
+
+    def close(self) -> None:
+        """Wait for a database being made (it stays, and is dropped with the others)."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _create_database(name: str, owner: str | None = None, template: str = "template0") -> str:
+    sql = f"CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+    return sql + (f' OWNER "{owner}"' if owner is not None else "")
 
 
 def start_server() -> Server:
@@ -168,19 +234,23 @@ def start_server() -> Server:
     return server
 
 
-def fresh_database(server: Server, *, owner: str | None = None) -> str:
+def fresh_database(server: Server, *, owner: str | None = None, template: str = "template0") -> str:
     """The URL of a new database with no tables, UTF8 and C.UTF-8 (text sorts byte by
-    byte, as in SQLite). `owner` (default: the superuser) owns it, may create tables in
+    byte, as in SQLite), or a copy of `template` (a database of fresh_database() no one
+    is connected to). `owner` (default: the superuser) owns it, may create tables in
     its public schema, and is the URL's user. Drops the databases released before."""
+    made = None if owner is not None else server._spare.take(template)
     while server._released:
         name = server._released.pop()
         server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         server._databases.discard(name)
-    name = next(server._names)
-    sql = f"CREATE DATABASE \"{name}\" TEMPLATE template0 STRATEGY FILE_COPY ENCODING 'UTF8' LOCALE 'C.UTF-8'"
-    if owner is not None:
-        sql += f' OWNER "{owner}"'
-    server.execute(sql)
+    name = made or next(server._names)
+    if made is None:  # the first call, an owner's database, or another template than the last
+        server.execute(_create_database(name, owner, template))
+    if owner is None:
+        spare = next(server._names)
+        server._databases.add(spare)
+        server._spare.start(spare, template)
     server._databases.add(name)
     return server.url_for(name, user=owner)
 

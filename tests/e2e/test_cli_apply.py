@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, USERMGR, invoke_app, run_usermgr
+from tests.helpers import PASSWORD, USERMGR, invoke_app, run_usermgr
 
 NEW_PASSWORD = "a different long passphrase"
 RUNNER = CliRunner()
@@ -35,7 +35,7 @@ ACTION_OF = {
 
 
 def um(db: str, *args: str, input: str | None = None) -> Result:
-    return invoke_app(RUNNER, "--db", db, *args, input=input)
+    return invoke_app("--db", db, *args, input=input)
 
 
 def ok(db: str, *args: str, input: str | None = None) -> Result:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import USERMGR, invoke_app, run_usermgr
+from tests.helpers import USERMGR, invoke_app, run_usermgr
 
 RUNNER = CliRunner()
 ALL = ("--limit", "1000000")
@@ -47,7 +47,7 @@ def independent_chain(jsonl: str) -> tuple[int, str]:
 
 
 def um(db: str, *args: str, input: str | None = None) -> Result:
-    return invoke_app(RUNNER, "--db", db, *args, input=input)
+    return invoke_app("--db", db, *args, input=input)
 
 
 def ok(db: str, *args: str, input: str | None = None) -> Result:

@@ -1,63 +1,25 @@
-"""`usermgr events` (the audit log) and `usermgr hooks list`, through the CLI: in-process
-with CliRunner, and through the installed executable where the terminal matters."""
+"""`usermgr events` (the audit log) and `usermgr hooks list`, through the CLI on each
+engine: in-process, and through the installed executable where the terminal matters."""
 
 from __future__ import annotations
 
 import json
 import os
 import pwd
-import sqlite3
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, invoke_app, run_usermgr
+from tests.helpers import EVERY, OTHER_PASSWORD, PASSWORD, Cli, invoke_app, raw_sql, run_usermgr
 
-OTHER_PASSWORD = "a different long passphrase"
+pytestmark = pytest.mark.usefixtures("engine")
+
 ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data", "hash"}
 OS_USER = pwd.getpwuid(os.geteuid()).pw_name
-
-
-class Cli:
-    def __init__(self, runner: CliRunner) -> None:
-        self.runner = runner
-
-    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        result = invoke_app(self.runner, *args, input=input, env=env)
-        output = result.stdout + result.stderr
-        for secret in ("$2b$", "$2a$", PASSWORD, OTHER_PASSWORD):
-            assert secret not in output, f"a secret was printed: {output!r}"
-        return result
-
-    def ok(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        result = self(*args, input=input, env=env)
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-        return result
-
-    def create(self, email: str, name: str = "Test User", env: dict[str, str] | None = None) -> dict[str, Any]:
-        return json.loads(
-            self.ok(
-                "create", email, "--name", name, "--password-stdin", "--json", input=PASSWORD + "\n", env=env
-            ).stdout
-        )
-
-    def events(self, *options: str) -> list[dict[str, Any]]:
-        found = json.loads(self.ok("events", "--format", "json", *options).stdout)
-        assert isinstance(found, list)
-        return found
-
-    def types(self, *options: str) -> list[str]:
-        return [e["type"] for e in self.events(*options)]
-
-
-@pytest.fixture
-def cli(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.delenv("SUDO_USER", raising=False)
-    return Cli(runner)
+RENDERING = "it checks how the table is printed, from events the other tests show each engine gives alike"
 
 
 def is_utc(text: str) -> bool:
@@ -143,29 +105,27 @@ class TestAuditLog:
 
         assert updated["data"] == {"email": "ada@example.com", "changes": {"name": ["Ada", "Ada L."]}}
 
-    def test_no_event_holds_a_password_or_a_hash(self, cli: Cli, history: dict[str, Any], db_path: Path) -> None:
+    def test_no_event_holds_a_password_or_a_hash(self, cli: Cli, history: dict[str, Any]) -> None:
         cli.create("bob@example.com", "Bob")
-        [[stored]] = sqlite3.connect(db_path).execute("SELECT password_hash FROM users").fetchall()
-        raw = "\n".join(
-            r[0] for r in sqlite3.connect(db_path).execute("SELECT data || actor || type FROM events").fetchall()
-        )
+        stored = cli.stored()["bob@example.com"]["password_hash"]
+        raw = invoke_app("events", "--format", "jsonl", "--limit", EVERY).stdout
 
-        assert stored.startswith("$2")
+        assert stored.startswith("$2") and len(raw.splitlines()) == len(ALL_TYPES) + 1
         for secret in (PASSWORD, OTHER_PASSWORD, stored, "$2b$", "password_hash"):
             assert secret not in raw
 
     def test_a_rehash_during_verify_is_not_an_event_and_does_not_touch_updated_at(
-        self, cli: Cli, config_path: Path, db_path: Path
+        self, cli: Cli, config_path: Path
     ) -> None:
         cli.create("ada@example.com", "Ada")
-        [[before]] = sqlite3.connect(db_path).execute("SELECT password_hash FROM users").fetchall()
+        before = cli.stored()["ada@example.com"]["password_hash"]
         assert before.startswith("$2b$04$")
         config_path.write_text("[security]\nbcrypt_rounds = 5\n")
 
         verified = cli("verify", "ada@example.com", "--password-stdin", input=PASSWORD + "\n")
 
         assert verified.exit_code == 0
-        [[after]] = sqlite3.connect(db_path).execute("SELECT password_hash FROM users").fetchall()
+        after = cli.stored()["ada@example.com"]["password_hash"]
         assert after.startswith("$2b$05$"), "the verify did not re-hash: this test shows nothing"
         assert cli.types() == ["UserCreated"]
         assert json.loads(cli.ok("show", "ada@example.com", "--json").stdout)["updated_at"] is None
@@ -266,14 +226,12 @@ class TestFilters:
     def test_a_limit_larger_than_sqlite_integers_shows_every_event(self, cli: Cli, people: dict[str, str]) -> None:
         assert len(cli.events("--limit", "99999999999999999999")) == 7
 
-    def test_since_a_duration_leaves_out_older_events(self, cli: Cli, people: dict[str, str], db_path: Path) -> None:
+    def test_since_a_duration_leaves_out_older_events(self, cli: Cli, people: dict[str, str]) -> None:
         every = cli.events()
         # Age the first three events by ten days, as if they had happened then.
         old = (datetime.now(timezone.utc) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        conn = sqlite3.connect(db_path)
-        with conn:
-            conn.executemany("UPDATE events SET occurred_at = ? WHERE id = ?", [(old, e["id"]) for e in every[:3]])
-        conn.close()
+        for event in every[:3]:
+            raw_sql("UPDATE events SET occurred_at = ? WHERE id = ?", (old, event["id"]))
 
         assert [e["id"] for e in cli.events("--since", "7d")] == [e["id"] for e in every[3:]]
         assert [e["id"] for e in cli.events("--since", "12h")] == [e["id"] for e in every[3:]]
@@ -316,6 +274,7 @@ class TestFormats:
         assert isinstance(parsed, list) and len(parsed) == len(ALL_TYPES)
         assert out.strip().startswith("[") and out.strip().endswith("]")
 
+    @pytest.mark.sqlite_only(RENDERING)
     def test_the_table_without_a_terminal_is_plain_and_shows_every_value_in_full(self) -> None:
         name = "Ada " + "Lovelace" * 24  # near the 200-character limit
         assert run_usermgr("create", "ada@example.com", "--name", name, "--no-password").returncode == 0
@@ -346,6 +305,7 @@ class TestFormats:
         for line in table.stdout.splitlines():
             assert not set("┏━┃│─╇┡└┘") & set(line)
 
+    @pytest.mark.sqlite_only(RENDERING)
     def test_the_table_shows_the_sudo_caller_in_the_actor_column(self) -> None:
         created = run_usermgr("create", "ada@example.com", "--name", "Ada", "--no-password", env={"SUDO_USER": "alice"})
         assert created.returncode == 0

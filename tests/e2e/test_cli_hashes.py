@@ -12,7 +12,7 @@ import bcrypt
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, invoke_app, run_usermgr
+from tests.helpers import PASSWORD, invoke_app, run_usermgr
 from tests.e2e.test_cli_audit import sql
 
 RUNNER = CliRunner()
@@ -33,7 +33,7 @@ def config(tmp_path: Path) -> str:
 
 
 def um(db: str, config: str, *args: str, input: str | None = None) -> Result:
-    result = invoke_app(RUNNER, "--db", db, "--config", config, *args, input=input)
+    result = invoke_app("--db", db, "--config", config, *args, input=input)
     assert "$2" not in result.stdout + result.stderr, "a hash was printed"
     return result
 

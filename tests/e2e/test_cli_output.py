@@ -14,29 +14,16 @@ from typing import Any
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, invoke_app
-from tests.e2e.test_installed import Terminal, seed, total_users, usermgr_ok
+from tests.helpers import OTHER_PASSWORD, PASSWORD, Cli, Terminal, usermgr_ok
 from usermgr.cli import app
 
-OTHER_PASSWORD = "another long passphrase"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+BOX = re.compile(r"[\u2500-\u257f]")  # box drawing: ╭ │ ─ and the rest
 
 
-def ok(runner: CliRunner, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
-    result = invoke_app(runner, *args, input=input, env=env)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
-
-
-def fails(runner: CliRunner, code: int, *args: str) -> str:
-    """The one line a failure writes on stderr (nothing on stdout)."""
-    result = invoke_app(runner, *args)
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    return result.stderr.strip()
+def total_users() -> int:
+    return json.loads(usermgr_ok("list", "--format", "json").stdout)["total"]
 
 
 class Screen(Terminal):
@@ -58,8 +45,8 @@ LEAVES = leaves(typer.main.get_command(app))
 
 
 @pytest.mark.parametrize("words", [w for w, _ in LEAVES], ids=[" ".join(w) for w, _ in LEAVES])
-def test_usage_names_arguments_without_braces(runner: CliRunner, words: tuple[str, ...]) -> None:
-    usage = ok(runner, *words, "--help").stdout.splitlines()[0]
+def test_usage_names_arguments_without_braces(cli: Cli, words: tuple[str, ...]) -> None:
+    usage = cli.ok(*words, "--help").stdout.splitlines()[0]
     assert usage.startswith(f"Usage: usermgr {' '.join(words)} [OPTIONS]")
     assert "{" not in usage and "}" not in usage
 
@@ -76,9 +63,9 @@ def test_usage_names_arguments_without_braces(runner: CliRunner, words: tuple[st
     ],
 )
 def test_usage_writes_required_arguments_bare_and_optional_ones_in_brackets(
-    runner: CliRunner, words: list[str], usage: str
+    cli: Cli, words: list[str], usage: str
 ) -> None:
-    assert ok(runner, *words, "--help").stdout.splitlines()[0] == f"Usage: {usage}"
+    assert cli.ok(*words, "--help").stdout.splitlines()[0] == f"Usage: {usage}"
 
 
 def command_summaries(help_text: str) -> dict[str, str]:
@@ -95,8 +82,8 @@ def command_summaries(help_text: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("columns", ["80", "60"])
-def test_piped_help_lists_every_command_summary_complete(runner: CliRunner, columns: str) -> None:
-    summaries = command_summaries(ok(runner, "--help", env={"COLUMNS": columns}).stdout)
+def test_piped_help_lists_every_command_summary_complete(cli: Cli, columns: str) -> None:
+    summaries = command_summaries(cli.ok("--help", env={"COLUMNS": columns}).stdout)
     commands = dict(leaves(typer.main.get_command(app)))
     for name, summary in summaries.items():
         assert not summary.endswith("..."), (name, summary)
@@ -106,10 +93,30 @@ def test_piped_help_lists_every_command_summary_complete(runner: CliRunner, colu
             assert summary.endswith(".")
 
 
-def test_piped_help_shows_the_defaults_of_db_and_config(runner: CliRunner) -> None:
-    out = " ".join(ok(runner, "--help", env={"COLUMNS": "200"}).stdout.split())
+def test_piped_help_shows_the_defaults_of_db_and_config(cli: Cli) -> None:
+    out = " ".join(cli.ok("--help", env={"COLUMNS": "200"}).stdout.split())
     assert "default: (usermgr.db in the per-user data directory)" in out
     assert "default: (config.toml in the per-user config directory)" in out
+
+
+COMMANDS = ("create", "list", "show", "update", "activate", "deactivate", "set-role", "passwd", "verify", "delete")
+
+
+@pytest.mark.parametrize(
+    ("args", "listed"),
+    [
+        (["--help"], COMMANDS + ("import", "export", "events", "hooks", "db")),
+        (["create", "--help"], ("EMAIL", "--name", "--role", "--password-stdin", "--no-password")),
+    ],
+    ids=["usermgr", "create"],
+)
+def test_help_piped_from_the_installed_executable_is_plain_text(args: list[str], listed: tuple[str, ...]) -> None:
+    out = usermgr_ok(*args, env={"TERM": "xterm-256color", "COLUMNS": "100"}).stdout
+    assert "Usage" in out
+    assert not BOX.search(out), out
+    assert not ANSI.search(out), out
+    for name in listed:
+        assert re.search(rf"(?m)^ +{re.escape(name)}\s", out), (name, out)
 
 
 def test_help_on_a_terminal_shows_the_defaults_of_db_and_config_and_plain_usage() -> None:
@@ -134,39 +141,38 @@ def test_help_on_a_terminal_shows_the_defaults_of_db_and_config_and_plain_usage(
     ],
 )
 def test_a_global_option_after_the_command_is_exit_2_with_where_to_put_it(
-    runner: CliRunner, args: list[str], hint: str
+    cli: Cli, args: list[str], hint: str
 ) -> None:
-    line = fails(runner, 2, *args)
+    line = cli.fails(2, *args).stderr.strip()
     option = next(a for a in args if a.startswith("--")).split("=")[0]
     assert line.startswith(f"usermgr: No such option: {option} ({option} is a global option: put it before the command,")
     assert line.endswith(hint)
 
 
-def test_an_unknown_option_keeps_clicks_usage_message(runner: CliRunner) -> None:
-    result = invoke_app(runner, "list", "--nope")
+def test_an_unknown_option_keeps_clicks_usage_message(cli: Cli) -> None:
+    result = cli("list", "--nope")
     assert result.exit_code == 2
     assert "No such option: --nope" in result.stderr
     assert "global option" not in result.stderr
 
 
-def test_the_global_options_still_work_before_the_command(runner: CliRunner, tmp_path: Path) -> None:
-    ok(runner, "--db", str(tmp_path / "other.db"), "--debug", "list")
+def test_the_global_options_still_work_before_the_command(cli: Cli, tmp_path: Path) -> None:
+    cli.ok("--db", str(tmp_path / "other.db"), "--debug", "list")
 
 
 # --- terminal tables ------------------------------------------------------------------
 
 
 @pytest.fixture
-def population() -> list[dict[str, Any]]:
+def population(cli: Cli) -> list[dict[str, Any]]:
     """Users and events whose full values would not fit 80 columns."""
     users = [
-        seed("ada@example.com", "--name", "Ada Lovelace", "--role", "admin", "--no-password"),
-        seed("grace.hopper@navy.example.mil", "--name", "Grace Brewster Murray Hopper, Rear Admiral", "--no-password"),
-        seed("x@münchen.de", "--name", "[bold]Not bold[/]", "--role", "moderator", "--no-password"),
+        cli.create("ada@example.com", "Ada Lovelace", "--role", "admin", password=None),
+        cli.create("grace.hopper@navy.example.mil", "Grace Brewster Murray Hopper, Rear Admiral", password=None),
+        cli.create("x@münchen.de", "[bold]Not bold[/]", "--role", "moderator", password=None),
     ]
-    runner = CliRunner()
-    ok(runner, "update", "ada@example.com", "--name", "Ada King, Countess of Lovelace")
-    ok(runner, "deactivate", "x@münchen.de")
+    cli.ok("update", "ada@example.com", "--name", "Ada King, Countess of Lovelace")
+    cli.ok("deactivate", "x@münchen.de")
     return users
 
 
@@ -271,8 +277,8 @@ def test_a_too_short_password_is_refused_at_the_prompt_and_asked_again() -> None
     assert total_users() == 1
 
 
-def test_passwd_at_the_prompt_uses_the_configured_minimum_length(config_path: Path) -> None:
-    seed("ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n")
+def test_passwd_at_the_prompt_uses_the_configured_minimum_length(cli: Cli, config_path: Path) -> None:
+    cli.create("ada@example.com", "Ada")
     config_path.write_text("[security]\nbcrypt_rounds = 4\nmin_password_length = 30\n")
     longer = PASSWORD + " and more"
     screen = Screen("passwd", "ada@example.com")
@@ -294,9 +300,9 @@ FORMULAS = ['=HYPERLINK("http://x.example","click")', "+1 555 0100", "-2+3", "@S
 
 
 @pytest.fixture
-def formula_names(runner: CliRunner) -> list[str]:
+def formula_names(cli: Cli) -> list[str]:
     for i, name in enumerate([*FORMULAS, "Plain Name"]):
-        ok(runner, "create", f"u{i}@example.com", "--name", name, "--no-password")
+        cli.ok("create", f"u{i}@example.com", "--name", name, "--no-password")
     return [*FORMULAS, "Plain Name"]
 
 
@@ -309,18 +315,18 @@ def names_in(text: str) -> set[str]:
     [["list", "--format", "csv"], ["list", "--all", "--format", "csv"], ["export"], ["export", "--format", "csv"]],
 )
 def test_csv_shows_names_exactly_by_default_and_quoted_with_spreadsheet_safe(
-    runner: CliRunner, formula_names: list[str], args: list[str]
+    cli: Cli, formula_names: list[str], args: list[str]
 ) -> None:
-    assert names_in(ok(runner, *args).stdout) == set(formula_names)
-    safe = names_in(ok(runner, *args, "--spreadsheet-safe").stdout)
+    assert names_in(cli.ok(*args).stdout) == set(formula_names)
+    safe = names_in(cli.ok(*args, "--spreadsheet-safe").stdout)
     assert safe == {"'" + n for n in FORMULAS} | {"Plain Name"}
 
 
-def test_a_default_export_re_imports_unchanged(runner: CliRunner, formula_names: list[str], tmp_path: Path) -> None:
-    exported = ok(runner, "export", "--include-hashes").stdout
+def test_a_default_export_re_imports_unchanged(cli: Cli, formula_names: list[str], tmp_path: Path) -> None:
+    exported = cli.ok("export", "--include-hashes").stdout
     other = str(tmp_path / "other.db")
-    ok(runner, "--db", other, "import", "-", input=exported)
-    assert ok(runner, "--db", other, "export", "--include-hashes").stdout == exported
+    cli.ok("--db", other, "import", "-", input=exported)
+    assert cli.ok("--db", other, "export", "--include-hashes").stdout == exported
 
 
 @pytest.mark.parametrize(
@@ -332,12 +338,12 @@ def test_a_default_export_re_imports_unchanged(runner: CliRunner, formula_names:
         ["export", "--format", "jsonl", "--spreadsheet-safe"],
     ],
 )
-def test_spreadsheet_safe_with_another_format_than_csv_is_exit_2(runner: CliRunner, args: list[str]) -> None:
-    assert "--spreadsheet-safe is for --format csv only" in fails(runner, 2, *args)
+def test_spreadsheet_safe_with_another_format_than_csv_is_exit_2(cli: Cli, args: list[str]) -> None:
+    assert "--spreadsheet-safe is for --format csv only" in cli.fails(2, *args).stderr
 
 
 @pytest.mark.parametrize("command", ["list", "export"])
-def test_help_says_a_spreadsheet_safe_file_is_not_for_re_import(runner: CliRunner, command: str) -> None:
-    out = " ".join(ok(runner, command, "--help", env={"COLUMNS": "200"}).stdout.split())
+def test_help_says_a_spreadsheet_safe_file_is_not_for_re_import(cli: Cli, command: str) -> None:
+    out = " ".join(cli.ok(command, "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "--spreadsheet-safe" in out
     assert "for spreadsheets, not for re-import" in out

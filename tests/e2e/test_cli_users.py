@@ -1,8 +1,8 @@
-"""The user commands of CONTRACT.md, driven in-process through Typer's CliRunner.
+"""The user commands of CONTRACT.md, driven in-process, on each engine.
 
-Every invocation goes through `Cli`, which fails the test if any output holds a
-traceback, a bcrypt hash or a password the test handed in. `Cli.fails` also checks
-that a failure is one line on stderr and that the database did not change."""
+Every invocation goes through `Cli` (tests/helpers.py), which fails the test if any
+output holds a traceback, a bcrypt hash or a password the test handed in. `Cli.fails`
+also checks that a failure is one line on stderr and that the database did not change."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 import statistics
 import time
 import uuid
@@ -19,101 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, invoke_app
+from tests.helpers import FIELDS, OTHER_PASSWORD, PASSWORD, Cli, one_line
 
-FIELDS = ["id", "email", "name", "role", "is_active", "created_at", "updated_at"]
-OTHER_PASSWORD = "another long passphrase"
-HASH_MARKERS = ("$2b$", "$2a$", "$2y$")
-
-
-
-
-
-
-def stored_rows(db_path: Path) -> list[tuple[Any, ...]]:
-    """Every column of every user, hashes included, read without ever creating the file.
-    (A write command may create the database and its schema before it fails: that
-    migration is its own committed step, so a missing file and an empty one are equal.)"""
-    if not db_path.exists():
-        return []
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return conn.execute("SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # no users table yet
-        return []
-    finally:
-        conn.close()
-
-
-def stored_hash(db_path: Path, email_key: str) -> str | None:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        return conn.execute(
-            "SELECT password_hash FROM users WHERE email_key = ?", (email_key,)
-        ).fetchone()[0]
-    finally:
-        conn.close()
-
-
-class Cli:
-    def __init__(self, runner: CliRunner, db_path: Path) -> None:
-        self.runner = runner
-        self.db_path = db_path
-
-    def __call__(self, *args: str, input: str | None = None, secrets: tuple[str, ...] = ()) -> Result:
-        result = invoke_app(self.runner, *args, input=input)
-        output = result.stdout + result.stderr
-        for marker in HASH_MARKERS:
-            assert marker not in output, f"a bcrypt hash was printed: {output!r}"
-        typed = [line for line in (input or "").splitlines() if len(line) >= 8]
-        for secret in (PASSWORD, OTHER_PASSWORD, *typed, *secrets):
-            assert secret not in output, f"a password was printed: {output!r}"
-        return result
-
-    def ok(self, *args: str, input: str | None = None) -> Result:
-        result = self(*args, input=input)
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str, input: str | None = None) -> Any:
-        return json.loads(self.ok(*args, input=input).stdout)
-
-    def listing(self) -> Any:
-        return self.json("list", "--all", "--format", "json")
-
-    def state(self) -> tuple[Any, Any]:
-        return self.listing(), stored_rows(self.db_path)
-
-    def fails(self, code: int, *args: str, input: str | None = None, usage: bool = False) -> Result:
-        """Exit `code`, one line on stderr (unless Typer's own usage message), nothing changed."""
-        before = self.state()
-        result = self(*args, input=input)
-        assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-        assert result.stdout == ""
-        if not usage:
-            assert result.stderr.endswith("\n")
-            assert len(result.stderr.splitlines()) == 1, result.stderr
-            assert result.stderr.strip()
-        assert self.state() == before
-        return result
-
-    def create(self, email: str, name: str = "Test User", *options: str, password: str = PASSWORD) -> dict[str, Any]:
-        return self.json("create", email, "--name", name, "--password-stdin", "--json", *options, input=password + "\n")
-
-    def verify(self, user: str, password: str) -> int:
-        return self("verify", user, "--password-stdin", input=password + "\n").exit_code
-
-
-@pytest.fixture
-def cli(runner: CliRunner, db_path: Path) -> Cli:
-    return Cli(runner, db_path)
-
-
-@pytest.fixture
-def ada(cli: Cli) -> dict[str, Any]:
-    return cli.create("ada@example.com", "Ada Lovelace")
+pytestmark = pytest.mark.usefixtures("engine")
 
 
 def is_utc_iso(text: str) -> bool:
@@ -184,7 +92,7 @@ class TestCreate:
     def test_create_with_no_password_makes_an_account_that_never_verifies(self, cli: Cli) -> None:
         user = cli.json("create", "ada@example.com", "--name", "Ada", "--no-password", "--json")
         assert user["created"] is True and "password" not in user
-        assert stored_hash(cli.db_path, "ada@example.com") is None
+        assert cli.stored()["ada@example.com"]["password_hash"] is None
         assert cli.verify("ada@example.com", PASSWORD) == 5
 
     def test_create_with_role_and_inactive(self, cli: Cli) -> None:
@@ -242,6 +150,15 @@ class TestCreate:
         user = cli.create("ada@example.com", "Ada", "--exists-ok")
         assert user["created"] is True
         assert cli.listing()["total"] == 1
+
+    def test_a_name_of_exactly_200_characters_is_accepted(self, cli: Cli) -> None:
+        assert cli.create("ada@example.com", "x" * 200)["name"] == "x" * 200
+        cli.fails(2, "create", "b@example.com", "--name", "x" * 201, "--no-password")
+
+    @pytest.mark.parametrize("password", ["p" * 72, "é" * 36, "x" * 12])
+    def test_passwords_of_12_characters_to_72_bytes_are_accepted(self, cli: Cli, password: str) -> None:
+        cli.create("ada@example.com", "Ada", password=password)
+        assert cli.verify("ada@example.com", password) == 0
 
 
 # --- list ---------------------------------------------------------------------
@@ -393,25 +310,15 @@ class TestList:
     def test_per_page_accepts_one_thousand(self, cli: Cli, five: list[dict[str, Any]]) -> None:
         assert cli.json("list", "--format", "json", "--per-page", "1000")["per_page"] == 1000
 
-    @pytest.mark.parametrize(
-        "args",
-        [
-            ["--active", "--inactive"],
-            ["--page", "0"],
-            ["--page", "-1"],
-            ["--per-page", "0"],
-            ["--per-page", "1001"],
-            ["--role", "root"],
-            ["--role", "Admin"],
-            ["--all", "--role", "root"],
-            ["--all", "--active", "--inactive"],
-        ],
-    )
-    def test_bad_list_options_exit_2(self, cli: Cli, five: list[dict[str, Any]], args: list[str]) -> None:
-        cli.fails(2, "list", *args)
-
-    def test_an_unknown_format_is_a_usage_error(self, cli: Cli, five: list[dict[str, Any]]) -> None:
-        cli.fails(2, "list", "--format", "xml", usage=True)
+    @pytest.mark.parametrize("page", ["99999999999999999999", "999999999999999999", str(2**63)])
+    def test_a_huge_page_number_is_an_empty_page_or_exit_2(self, cli: Cli, ada: dict[str, Any], page: str) -> None:
+        for fmt in ("json", "table"):
+            result = cli("list", "--format", fmt, "--page", page)
+            assert result.exit_code in (0, 2), (fmt, result.stderr)
+            if result.exit_code == 0 and fmt == "json":
+                assert json.loads(result.stdout)["items"] == []
+            if result.exit_code == 2:
+                assert len(result.stderr.splitlines()) == 1
 
 
 # --- show, update, activate, deactivate, set-role, delete -----------------------
@@ -456,9 +363,6 @@ class TestUpdate:
         cli.create("grace@example.com", "Grace")
         cli.fails(4, "update", "grace@example.com", "--email", "ADA@example.com")
 
-    def test_update_with_nothing_to_change_exits_2(self, cli: Cli, ada: dict[str, Any]) -> None:
-        cli.fails(2, "update", "ada@example.com")
-
 
 class TestActivation:
     def test_deactivate_then_activate(self, cli: Cli, ada: dict[str, Any]) -> None:
@@ -493,10 +397,6 @@ class TestSetRole:
         before = cli.state()
         cli.ok("set-role", "ada@example.com", "user")
         assert cli.state() == before
-
-    @pytest.mark.parametrize("role", ["root", "Admin", "ADMIN", "", " admin", "admin "])
-    def test_set_role_to_an_unknown_role_exits_2(self, cli: Cli, ada: dict[str, Any], role: str) -> None:
-        cli.fails(2, "set-role", "ada@example.com", role)
 
 
 class TestDelete:
@@ -550,6 +450,13 @@ class TestPasswd:
         cli.ok("passwd", "ada@example.com", "--password-stdin", input=PASSWORD + "\n")
         assert cli.verify("ada@example.com", PASSWORD) == 0
 
+    @pytest.mark.parametrize("password", ["short1", "p" * 73, "é" * 37, "ada@example.com", "ADA@EXAMPLE.COM"])
+    def test_passwd_with_a_password_against_the_policy_exits_2_and_keeps_the_old_one(
+        self, cli: Cli, ada: dict[str, Any], password: str
+    ) -> None:
+        cli.fails(2, "passwd", "ada@example.com", "--password-stdin", input=password + "\n")
+        assert cli.verify("ada@example.com", PASSWORD) == 0
+
     def test_passwd_has_no_no_password_option(self, cli: Cli, ada: dict[str, Any]) -> None:
         cli.fails(2, "passwd", "ada@example.com", "--no-password", usage=True)
         assert cli.verify("ada@example.com", PASSWORD) == 0
@@ -587,6 +494,7 @@ class TestVerify:
             messages.add(result.stderr)
         assert len(messages) == 1, messages
 
+    @pytest.mark.sqlite_only("it times bcrypt's work, which no engine changes")
     def test_every_verification_failure_costs_about_the_same_bcrypt_work(self, cli: Cli, config_path: Path) -> None:
         config_path.write_text("[security]\nbcrypt_rounds = 10\n")
         cli.create("known@example.com", "Known")
@@ -623,198 +531,30 @@ class TestVerify:
         cli.fails(5, "verify", "ada@example.com", "--password-stdin", input=exact + "q\n")
         cli.fails(5, "verify", "ada@example.com", "--password-stdin", input=exact + "p" * 28 + "\n")
 
-    def test_verify_on_a_missing_database_exits_5_and_creates_nothing(self, cli: Cli) -> None:
-        result = cli("verify", "ada@example.com", "--password-stdin", input=PASSWORD + "\n")
-        assert result.exit_code == 5
-        assert len(result.stderr.splitlines()) == 1
-        assert not cli.db_path.exists()
+    def test_verify_on_an_empty_database_exits_5(self, cli: Cli) -> None:
+        cli.fails(5, "verify", "ada@example.com", "--password-stdin", input=PASSWORD + "\n")
+        assert cli.state() == ("", "")
 
     def test_a_changed_bcrypt_cost_rehashes_on_successful_verify_without_touching_updated_at(
         self, cli: Cli, ada: dict[str, Any], config_path: Path
     ) -> None:
-        assert stored_hash(cli.db_path, "ada@example.com").startswith("$2b$04$")
+        def stored_hash() -> str:
+            return cli.stored()["ada@example.com"]["password_hash"]
+
+        assert stored_hash().startswith("$2b$04$")
         config_path.write_text("[security]\nbcrypt_rounds = 5\n")
         assert cli.verify("ada@example.com", OTHER_PASSWORD) == 5
-        assert stored_hash(cli.db_path, "ada@example.com").startswith("$2b$04$")
+        assert stored_hash().startswith("$2b$04$")
         assert cli.verify("ada@example.com", PASSWORD) == 0
-        assert stored_hash(cli.db_path, "ada@example.com").startswith("$2b$05$")
+        assert stored_hash().startswith("$2b$05$")
         assert cli.json("show", "ada@example.com", "--json") == {k: ada[k] for k in FIELDS}
         assert cli.verify("ada@example.com", PASSWORD) == 0
 
 
-# --- bad input: exit code, one line on stderr, nothing changed -------------------
+# --- users that are not there ------------------------------------------------------
 
 
-BAD_EMAILS = [
-    "",
-    "plainaddress",
-    "@example.com",
-    "ada@",
-    "ada@@example.com",
-    "ada example@example.com",
-    " ada@example.com",
-    "ada@example.com ",
-    "ada@example.com\n",
-    "\tada@example.com",
-    "ada@example",
-    "a" * 65 + "@example.com",
-    "ada@" + "x" * 250 + ".com",
-    "ad\u202ea@example.com",
-    "ad\u200ba@example.com",
-    "ad\x00a@example.com",
-    "ada\uff20example.com",
-]
-
-BAD_NAMES = [
-    "",
-    " Ada",
-    "Ada ",
-    "Ada\u00a0",
-    "\tAda",
-    "x" * 201,
-    "Ada\x1b[31mRed",
-    "Ada\nLovelace",
-    "Ada\rLovelace",
-    "Ada\tLovelace",
-    "Ada\x00",
-    "Ada\x7f",
-    "Ada\u0085",
-    "Ada\u202eecalevol",
-    "Ada\u2066x\u2069",
-    "Ada\u200fx",
-    "Ada\u061cx",
-    "Ada\u2028x",
-]
-
-
-class TestBadInput:
-    @pytest.mark.parametrize("email", BAD_EMAILS)
-    def test_create_with_a_bad_email_exits_2(self, cli: Cli, ada: dict[str, Any], email: str) -> None:
-        cli.fails(2, "create", email, "--name", "Bad", "--password-stdin", input=PASSWORD + "\n")
-
-    @pytest.mark.parametrize("email", BAD_EMAILS)
-    def test_update_to_a_bad_email_exits_2(self, cli: Cli, ada: dict[str, Any], email: str) -> None:
-        cli.fails(2, "update", "ada@example.com", "--email", email)
-
-    def test_an_email_with_surrounding_spaces_is_not_trimmed_into_a_duplicate(self, cli: Cli, ada: dict[str, Any]) -> None:
-        cli.fails(2, "create", " ada@example.com ", "--name", "Ada", "--no-password", "--exists-ok")
-
-    @pytest.mark.parametrize("name", BAD_NAMES)
-    def test_create_with_a_bad_name_exits_2(self, cli: Cli, ada: dict[str, Any], name: str) -> None:
-        cli.fails(2, "create", "new@example.com", "--name", name, "--password-stdin", input=PASSWORD + "\n")
-
-    @pytest.mark.parametrize("name", BAD_NAMES)
-    def test_update_to_a_bad_name_exits_2(self, cli: Cli, ada: dict[str, Any], name: str) -> None:
-        cli.fails(2, "update", "ada@example.com", "--name", name)
-
-    def test_a_name_of_exactly_200_characters_is_accepted(self, cli: Cli) -> None:
-        assert cli.create("ada@example.com", "x" * 200)["name"] == "x" * 200
-        cli.fails(2, "create", "b@example.com", "--name", "x" * 201, "--no-password")
-
-    @pytest.mark.parametrize("role", ["root", "Admin", "", "users"])
-    def test_create_with_an_unknown_role_exits_2(self, cli: Cli, ada: dict[str, Any], role: str) -> None:
-        cli.fails(2, "create", "new@example.com", "--name", "New", "--role", role, "--password-stdin", input=PASSWORD + "\n")
-
-    @pytest.mark.parametrize(
-        "password",
-        [
-            "short1",
-            "x" * 11,
-            "é" * 11,
-            "p" * 73,
-            "é" * 37,
-            "€" * 25,
-            "newuser-local",
-            "NEWUSER-LOCAL",
-            "newuser-local@example.com",
-        ],
-    )
-    def test_create_with_a_password_against_the_policy_exits_2(self, cli: Cli, ada: dict[str, Any], password: str) -> None:
-        cli.fails(2, "create", "newuser-local@example.com", "--name", "New", "--password-stdin", input=password + "\n")
-
-    @pytest.mark.parametrize("password", ["p" * 72, "é" * 36, "x" * 12])
-    def test_passwords_of_12_characters_to_72_bytes_are_accepted(self, cli: Cli, password: str) -> None:
-        cli.create("ada@example.com", "Ada", password=password)
-        assert cli.verify("ada@example.com", password) == 0
-
-    @pytest.mark.parametrize("password", ["short1", "p" * 73, "é" * 37, "ada@example.com", "ADA@EXAMPLE.COM"])
-    def test_passwd_with_a_password_against_the_policy_exits_2_and_keeps_the_old_one(
-        self, cli: Cli, ada: dict[str, Any], password: str
-    ) -> None:
-        cli.fails(2, "passwd", "ada@example.com", "--password-stdin", input=password + "\n")
-        assert cli.verify("ada@example.com", PASSWORD) == 0
-
-    def test_an_empty_stdin_is_not_a_password(self, cli: Cli, ada: dict[str, Any]) -> None:
-        cli.fails(2, "create", "new@example.com", "--name", "New", "--password-stdin", input="")
-        cli.fails(2, "create", "new@example.com", "--name", "New", "--password-stdin", input="\n")
-        cli.fails(2, "passwd", "ada@example.com", "--password-stdin", input="")
-
-    def test_a_missing_or_empty_password_file_exits_2(self, cli: Cli, ada: dict[str, Any], tmp_path: Path) -> None:
-        missing = tmp_path / "missing"
-        cli.fails(2, "create", "new@example.com", "--name", "New", "--password-file", str(missing))
-        empty = tmp_path / "empty"
-        empty.write_text("")
-        cli.fails(2, "create", "new@example.com", "--name", "New", "--password-file", str(empty))
-        cli.fails(2, "passwd", "ada@example.com", "--password-file", str(missing))
-        cli.fails(2, "verify", "ada@example.com", "--password-file", str(missing))
-
-    @pytest.mark.parametrize(
-        "args",
-        [
-            ["create", "new@example.com", "--name", "New"],
-            ["passwd", "ada@example.com"],
-            ["verify", "ada@example.com"],
-        ],
-    )
-    def test_no_terminal_and_no_password_source_exits_2(self, cli: Cli, ada: dict[str, Any], args: list[str]) -> None:
-        result = cli.fails(2, *args)
-        assert "--password-stdin" in result.stderr
-
-    def test_no_terminal_and_no_password_source_exits_2_even_with_input_waiting(self, cli: Cli, ada: dict[str, Any]) -> None:
-        cli.fails(2, "create", "new@example.com", "--name", "New", input=PASSWORD + "\n" + PASSWORD + "\n")
-
-    @pytest.mark.parametrize(
-        "sources",
-        [
-            ["--password-stdin", "--generate-password"],
-            ["--password-stdin", "--no-password"],
-            ["--password-stdin", "--password-file", "{file}"],
-            ["--password-file", "{file}", "--generate-password"],
-            ["--generate-password", "--no-password"],
-        ],
-    )
-    def test_create_with_two_password_sources_exits_2(
-        self, cli: Cli, ada: dict[str, Any], tmp_path: Path, sources: list[str]
-    ) -> None:
-        secret = tmp_path / "secret"
-        secret.write_text(PASSWORD + "\n")
-        args = [s.format(file=secret) for s in sources]
-        cli.fails(2, "create", "new@example.com", "--name", "New", *args, input=PASSWORD + "\n")
-
-    @pytest.mark.parametrize(
-        "command, sources",
-        [
-            ("passwd", ["--password-stdin", "--generate-password"]),
-            ("passwd", ["--password-stdin", "--password-file", "{file}"]),
-            ("verify", ["--password-stdin", "--password-file", "{file}"]),
-        ],
-    )
-    def test_passwd_and_verify_with_two_password_sources_exit_2(
-        self, cli: Cli, ada: dict[str, Any], tmp_path: Path, command: str, sources: list[str]
-    ) -> None:
-        secret = tmp_path / "secret"
-        secret.write_text(OTHER_PASSWORD + "\n")
-        args = [s.format(file=secret) for s in sources]
-        cli.fails(2, command, "ada@example.com", *args, input=OTHER_PASSWORD + "\n")
-        assert cli.verify("ada@example.com", PASSWORD) == 0
-
-    def test_a_password_is_never_accepted_as_an_argument(self, cli: Cli, ada: dict[str, Any]) -> None:
-        argument = "given-on-the-command-line"
-        cli.fails(2, "create", "new@example.com", "--name", "New", "--password", argument, usage=True)
-        cli.fails(2, "passwd", "ada@example.com", argument, usage=True)
-        cli.fails(2, "verify", "ada@example.com", argument, usage=True)
-        assert cli.verify("ada@example.com", argument) == 5
-
+class TestUnknownUsers:
     @pytest.mark.parametrize(
         "command",
         [
@@ -830,8 +570,12 @@ class TestBadInput:
     )
     def test_an_unknown_user_exits_3(self, cli: Cli, ada: dict[str, Any], command: list[str]) -> None:
         name, *rest = command
+        before = cli.state()
         for ref in ("nobody@example.com", "NOBODY@example.com", "00000000-0000-4000-8000-000000000000", "not-an-id"):
-            cli.fails(3, name, ref, *rest)
+            result = cli(name, ref, *rest)
+            assert (result.exit_code, result.stdout) == (3, ""), (ref, result.stdout, result.stderr)
+            one_line(result.stderr)
+        assert cli.state() == before
 
     def test_passwd_of_an_unknown_user_exits_3(self, cli: Cli, ada: dict[str, Any]) -> None:
         cli.fails(3, "passwd", "nobody@example.com", "--password-stdin", input=OTHER_PASSWORD + "\n")
@@ -846,9 +590,6 @@ class TestBadInput:
         cli.fails(2, "--debug", "create", "bad email", "--name", "Bad", "--no-password")
         cli.fails(4, "--debug", "create", "ada@example.com", "--name", "Ada", "--no-password")
         cli.fails(3, "--debug", "show", "nobody@example.com")
-
-    def test_a_missing_required_name_is_a_usage_error(self, cli: Cli, ada: dict[str, Any]) -> None:
-        cli.fails(2, "create", "new@example.com", "--no-password", usage=True)
 
 
 class TestUnicodeEmails:
@@ -918,48 +659,10 @@ class TestSecretsNeverPrinted:
         assert cli.verify(user["id"], PASSWORD) == 5
         cli.fails(4, "create", "ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n")
         cli.ok("delete", user["id"], "--yes")
-        assert stored_rows(cli.db_path) == []
+        assert cli.stored() == {}
 
     def test_passwd_json_has_no_password_key_unless_generated(self, cli: Cli, ada: dict[str, Any]) -> None:
         user = cli.json("passwd", "ada@example.com", "--password-stdin", "--json", input=OTHER_PASSWORD + "\n")
         assert "password" not in user and "password_hash" not in user
         generated = cli.json("passwd", "ada@example.com", "--generate-password", "--json")
         assert cli.verify("ada@example.com", generated["password"]) == 0
-
-
-class TestUndecodableAndHugeInput:
-    """Bytes that are not UTF-8 in argv reach Python as lone surrogates ("\\udcff");
-    numbers on the command line have no upper bound. Neither may crash (exit 1)."""
-    def test_a_name_that_is_not_utf8_exits_2(self, cli: Cli, ada: dict[str, Any]) -> None:
-        cli.fails(2, "create", "new@example.com", "--name", "Ada \udcff", "--no-password")
-        cli.fails(2, "update", "ada@example.com", "--name", "Ada \udcff")
-
-    def test_an_email_that_is_not_utf8_exits_2(self, cli: Cli, ada: dict[str, Any]) -> None:
-        cli.fails(2, "create", "new\udcff@example.com", "--name", "New", "--no-password")
-        cli.fails(2, "update", "ada@example.com", "--email", "ada\udcff@example.com")
-    @pytest.mark.parametrize("ref", ["ada\udcff@example.com", "\udcff"])
-    def test_a_user_reference_that_is_not_utf8_is_not_found_or_invalid(self, cli: Cli, ada: dict[str, Any], ref: str) -> None:
-        for args in (["show", ref], ["deactivate", ref], ["delete", ref, "--yes"]):
-            result = cli(*args)
-            assert result.exit_code in (2, 3), (args, result.exit_code, result.stderr)
-            assert len(result.stderr.splitlines()) == 1
-        result = cli("verify", ref, "--password-stdin", input=PASSWORD + "\n")
-        assert result.exit_code in (2, 5), result.stderr
-        assert cli.json("show", "ada@example.com", "--json")["is_active"] is True
-    def test_a_search_that_is_not_utf8_finds_nothing_or_exits_2(self, cli: Cli, ada: dict[str, Any]) -> None:
-        result = cli("list", "--format", "json", "--search", "\udcff")
-        assert result.exit_code in (0, 2), result.stderr
-        if result.exit_code == 0:
-            assert json.loads(result.stdout)["items"] == []
-        else:
-            assert len(result.stderr.splitlines()) == 1
-
-    @pytest.mark.parametrize("page", ["99999999999999999999", "999999999999999999", str(2**63)])
-    def test_a_huge_page_number_is_an_empty_page_or_exit_2(self, cli: Cli, ada: dict[str, Any], page: str) -> None:
-        for fmt in ("json", "table"):
-            result = cli("list", "--format", fmt, "--page", page)
-            assert result.exit_code in (0, 2), (fmt, result.stderr)
-            if result.exit_code == 0 and fmt == "json":
-                assert json.loads(result.stdout)["items"] == []
-            if result.exit_code == 2:
-                assert len(result.stderr.splitlines()) == 1

@@ -3,75 +3,43 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
 import re
-import select
-import sqlite3
 import subprocess
 import sys
-import termios
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import usermgr
-from tests.conftest import PASSWORD, USERMGR, run_usermgr
+from tests.helpers import (
+    OTHER_PASSWORD,
+    PASSWORD,
+    USERMGR,
+    Cli,
+    Terminal,
+    no_secrets,
+    one_line,
+    raw_sql,
+    run_usermgr,
+    seed_users,
+    sqlite_query,
+    usermgr_fails,
+    usermgr_ok,
+)
 
-OTHER_PASSWORD = "another long passphrase"
-HEAVY = ("sqlmodel", "sqlalchemy", "psycopg2", "bcrypt", "email_validator")
-ORM = ("sqlmodel", "sqlalchemy")
+# Imports that cost a read command's start-up time: the PostgreSQL driver, bcrypt, email-validator.
+HEAVY = ("psycopg2", "bcrypt", "email_validator")
 ANSI = re.compile(r"\x1b\[")
 BOX = re.compile(r"[\u2500-\u257f\u2026]")
 
 
-def one_line(text: str) -> str:
-    assert text.endswith("\n") and len(text.splitlines()) == 1, text
-    return text.strip()
-
-
-def no_secrets(result: subprocess.CompletedProcess[str]) -> None:
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output
-    assert "$2b$" not in output
-    assert PASSWORD not in output and OTHER_PASSWORD not in output
-
-
-def usermgr_ok(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = run_usermgr(*args, input=input, env=env)
-    no_secrets(result)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def usermgr_fails(code: int, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    result = run_usermgr(*args, input=input)
-    no_secrets(result)
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert result.stdout == ""
-    one_line(result.stderr)
-    return result
-
-
-def seed(*args: str, input: str | None = None) -> dict[str, Any]:
-    """Make a user in-process (quicker than a subprocess); the tests then run the executable."""
-    from typer.testing import CliRunner
-
-    from usermgr.cli import app
-
-    result = CliRunner().invoke(app, ["create", *args, "--json"], input=input)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-@pytest.fixture
-def ada() -> dict[str, Any]:
-    return seed("ada@example.com", "--name", "Ada Lovelace", "--password-stdin", input=PASSWORD + "\n")
+def total_users() -> int:
+    return json.loads(usermgr_ok("list", "--format", "json").stdout)["total"]
 
 
 # --- a cron job's session ---------------------------------------------------------
@@ -118,6 +86,26 @@ def test_python_dash_m_usermgr_is_the_same_program() -> None:
     assert result.stdout == f"usermgr {usermgr.__version__}\n"
 
 
+VERSION_WITHOUT_TYPER = """
+import sys
+sys.argv = ["usermgr", "--version"]
+from usermgr.cli import main
+try:
+    main()
+finally:
+    print("typer" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_version_answers_before_typer_loads() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", VERSION_WITHOUT_TYPER], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"usermgr {usermgr.__version__}\n"
+    assert result.stderr == "False\n"
+
+
 def test_no_arguments_prints_usage_and_lists_the_commands() -> None:
     result = run_usermgr()
     assert result.returncode in (0, 2)
@@ -134,11 +122,8 @@ def test_usermgr_db_and_usermgr_config_redirect_all_state(tmp_path: Path) -> Non
     config.write_text("[security]\nbcrypt_rounds = 5\n")
     env = {"USERMGR_DB": str(elsewhere / "x.db"), "USERMGR_CONFIG": str(config)}
     usermgr_ok("create", "ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n", env=env)
-    conn = sqlite3.connect(f"file:{elsewhere / 'x.db'}?mode=ro", uri=True)
-    try:
-        assert conn.execute("SELECT password_hash FROM users").fetchone()[0].startswith("$2b$05$")
-    finally:
-        conn.close()
+    [(stored,)] = sqlite_query(elsewhere / "x.db", "SELECT password_hash FROM users")
+    assert stored.startswith("$2b$05$")
     assert "ada@example.com" in usermgr_ok("list", env=env).stdout
     assert "ada@example.com" not in usermgr_ok("list").stdout
     assert not (tmp_path / "home" / ".local").exists()
@@ -197,24 +182,45 @@ def test_debug_shows_the_traceback_but_never_local_variables(how: str) -> None:
     assert "$2b$" not in result.stderr
 
 
-def test_a_corrupt_row_never_prints_a_traceback_without_debug(ada: dict[str, Any], db_path: Path) -> None:
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE users SET created_at = 'garbage'")
-    conn.commit()
-    conn.close()
+def test_a_corrupt_row_never_prints_a_traceback_without_debug(ada: dict[str, Any]) -> None:
+    raw_sql("UPDATE users SET created_at = 'garbage'")
     result = run_usermgr("deactivate", "ada@example.com")
-    no_secrets(result)
+    no_secrets(result.stdout + result.stderr)
     assert result.returncode in (1, 6)
     one_line(result.stderr)
+
+
+def with_stdin_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run usermgr with file descriptor 0 closed, not merely at end of file."""
+    return subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" <&-', USERMGR, *args], check=False, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["create", "zed@example.com", "--name", "Zed"],
+        ["delete", "ada@example.com"],
+        ["verify", "ada@example.com", "--password-stdin"],
+    ],
+    ids=["create-without-a-source", "delete-without-yes", "verify-password-stdin"],
+)
+def test_a_closed_stdin_is_exit_2_with_one_line_and_no_traceback(cli: Cli, ada: dict[str, Any], args: list[str]) -> None:
+    result = with_stdin_closed(*args)
+    no_secrets(result.stdout + result.stderr)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    one_line(result.stderr)
+    assert cli.listing()["total"] == 1
 
 
 # --- output without a terminal ------------------------------------------------------
 
 
-def test_a_table_without_a_terminal_is_plain_and_complete(ada: dict[str, Any]) -> None:
+def test_a_table_without_a_terminal_is_plain_and_complete(cli: Cli, ada: dict[str, Any]) -> None:
     long_name = ("Augusta Ada King, Countess of Lovelace, " * 5).strip(" ,")
-    seed("countess@example.com", "--name", long_name, "--no-password")
-    seed("markup@example.com", "--name", "[bold red]Not bold[/] [link=https://x.example]x[/link]", "--no-password")
+    cli.create("countess@example.com", long_name, password=None)
+    cli.create("markup@example.com", "[bold red]Not bold[/] [link=https://x.example]x[/link]", password=None)
     env = {"COLUMNS": "40", "TERM": "xterm-256color", "FORCE_COLOR": "1", "CLICOLOR_FORCE": "1"}
     out = usermgr_ok("list", env=env).stdout
     assert not ANSI.search(out)
@@ -232,25 +238,17 @@ def test_show_without_a_terminal_is_plain(ada: dict[str, Any]) -> None:
     assert ada["id"] in out
 
 
-def test_a_reader_that_goes_away_early_gets_no_traceback(ada: dict[str, Any], db_path: Path) -> None:
-    conn = sqlite3.connect(db_path)
-    row = conn.execute("SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users").fetchone()
-    columns = "id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key".split(", ")
-    rows = []
-    for i in range(3000):
-        copy = dict(zip(columns, row))
-        copy.update(id=f"00000000-0000-4000-8000-{i:012d}", email=f"u{i}@example.com", email_key=f"u{i}@example.com")
-        rows.append(tuple(copy.values()))
-    conn.executemany(f"INSERT INTO users ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
-    conn.commit()
-    conn.close()
-    child = subprocess.Popen([USERMGR, "list", "--all", "--format", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert json.loads(child.stdout.readline())["email"]
-    child.stdout.close()
-    stderr = child.stderr.read().decode()
-    child.wait(timeout=30)
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr
-    assert len(stderr.splitlines()) <= 1
+def test_a_reader_that_closes_the_pipe_early_gets_exit_141_and_no_traceback() -> None:
+    seed_users(4000)
+    for args in (["list", "--all", "--format", "jsonl"], ["export", "--format", "jsonl"]):
+        child = subprocess.Popen([USERMGR, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert child.stdout is not None and child.stderr is not None
+        assert json.loads(child.stdout.readline())["email"]
+        child.stdout.close()
+        stderr = child.stderr.read().decode()
+        assert child.wait(timeout=30) == 141, (args, child.returncode, stderr)
+        assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+        assert len(stderr.splitlines()) <= 1, stderr
 
 
 # --- import discipline -------------------------------------------------------------
@@ -306,18 +304,20 @@ def test_version_and_help_load_no_heavy_module(tmp_path: Path, args: list[str]) 
         ["show", "ada@example.com", "--json"],
     ],
 )
-def test_read_commands_do_not_load_the_orm(tmp_path: Path, ada: dict[str, Any], args: list[str]) -> None:
-    assert not set(imported(tmp_path, *args)) & set(ORM)
+def test_read_commands_on_sqlite_load_no_heavy_module(tmp_path: Path, ada: dict[str, Any], args: list[str]) -> None:
+    assert imported(tmp_path, *args) == []
 
 
-def test_show_by_id_does_not_load_the_orm(tmp_path: Path, ada: dict[str, Any]) -> None:
-    assert not set(imported(tmp_path, "show", ada["id"])) & set(ORM)
+def test_show_by_id_loads_no_heavy_module(tmp_path: Path, ada: dict[str, Any]) -> None:
+    assert imported(tmp_path, "show", ada["id"]) == []
 
 
-def test_verify_of_a_matching_password_at_the_configured_cost_does_not_load_the_orm(tmp_path: Path, ada: dict[str, Any]) -> None:
+def test_verify_of_a_matching_password_loads_bcrypt_but_no_postgresql_driver(tmp_path: Path, ada: dict[str, Any]) -> None:
     loaded = imported(tmp_path, "verify", "ada@example.com", "--password-stdin", input=PASSWORD + "\n")
     assert "bcrypt" in loaded
-    assert not set(loaded) & set(ORM)
+    assert "psycopg2" not in loaded
+
+
 def test_verify_loads_the_same_modules_for_an_unknown_user_as_for_a_wrong_password(tmp_path: Path, ada: dict[str, Any]) -> None:
     def loaded(user: str) -> list[str]:
         report = tmp_path / "imports.json"
@@ -332,74 +332,13 @@ def test_verify_loads_the_same_modules_for_an_unknown_user_as_for_a_wrong_passwo
     assert loaded("nobody@example.com") == loaded("ada@example.com")
 
 
-def test_create_needs_no_orm_and_no_postgresql_driver(tmp_path: Path) -> None:
+def test_create_on_sqlite_needs_no_postgresql_driver(tmp_path: Path) -> None:
     loaded = imported(tmp_path, "create", "ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n")
     assert "bcrypt" in loaded
-    assert not set(loaded) & {*ORM, "psycopg2"}
+    assert "psycopg2" not in loaded
 
 
 # --- a real terminal ---------------------------------------------------------------
-
-
-class Terminal:
-    """The installed usermgr with stdin, stdout and stderr on a pseudo-terminal."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        master, slave = os.openpty()
-
-        def controlling_terminal() -> None:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        self.process = subprocess.Popen(
-            [USERMGR, *args],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            start_new_session=True,
-            preexec_fn=controlling_terminal,
-            env={**os.environ, **(env or {})},
-        )
-        os.close(slave)
-        self.master = master
-        self.output = b""
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            chunk = os.read(self.master, 4096)
-        except OSError:  # EIO: the other side is closed
-            return False
-        self.output += chunk
-        return bool(chunk)
-
-    def expect(self, text: str, timeout: float = 20, count: int = 1) -> None:
-        """Wait until `text` has appeared `count` times (a prompt asked again)."""
-        deadline = time.monotonic() + timeout
-        while self.output.count(text.encode()) < count:
-            if time.monotonic() > deadline or not self._read(0.1) and self.process.poll() is not None:
-                raise AssertionError(f"{text!r} never appeared {count} times in {self.output!r}")
-
-    def send(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def finish(self, timeout: float = 30) -> int:
-        deadline = time.monotonic() + timeout
-        while self._read(0.1) and time.monotonic() < deadline:
-            pass
-        try:
-            return self.process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        finally:
-            os.close(self.master)
-
-    @property
-    def text(self) -> str:
-        return self.output.decode(errors="replace")
-
-
-def total_users() -> int:
-    return json.loads(usermgr_ok("list", "--format", "json").stdout)["total"]
 
 
 def test_create_on_a_terminal_prompts_twice_without_echo_and_creates_the_user() -> None:
@@ -476,8 +415,18 @@ def test_delete_on_a_terminal_asks_and_yes_deletes(ada: dict[str, Any]) -> None:
     assert total_users() == 0
 
 
-def test_a_table_on_a_terminal_prints_names_literally_and_honours_no_color(ada: dict[str, Any]) -> None:
-    seed("markup@example.com", "--name", "[red]Not red[/red]", "--no-password")
+def test_end_of_input_at_the_delete_prompt_exits_2_and_keeps_the_user(ada: dict[str, Any]) -> None:
+    term = Terminal("delete", "ada@example.com")
+    term.expect("?")
+    term.send("\x04")
+    code = term.finish()
+    assert code == 2, term.text
+    assert "Traceback" not in term.text
+    assert total_users() == 1
+
+
+def test_a_table_on_a_terminal_prints_names_literally_and_honours_no_color(cli: Cli, ada: dict[str, Any]) -> None:
+    cli.create("markup@example.com", "[red]Not red[/red]", password=None)
     term = Terminal("list", env={"NO_COLOR": "1", "COLUMNS": "200", "TERM": "xterm-256color"})
     assert term.finish() == 0, term.text
     assert "[red]Not red[/red]" in term.text

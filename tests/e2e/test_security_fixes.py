@@ -29,7 +29,7 @@ import bcrypt
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USERMGR, invoke_app, run_usermgr
+from tests.helpers import PASSWORD, USERMGR, invoke_app, run_usermgr
 from tests.helpers import sqlite_migration
 from usermgr.infrastructure.storage.sqlite.connect import APPLICATION_ID
 
@@ -51,7 +51,7 @@ def usermgr(*args: str, input: str | None = None, process: bool = False) -> Outc
         done = run_usermgr(*args, input=input, timeout=30)
         assert "Traceback" not in done.stdout + done.stderr
         return Outcome(done.returncode, done.stdout, done.stderr)
-    result = invoke_app(CliRunner(), *args, input=input)
+    result = invoke_app(*args, input=input)
     gc.collect()  # close what an in-process run left to the collector, as an exit would
     return Outcome(result.exit_code, result.stdout, result.stderr)
 

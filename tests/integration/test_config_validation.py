@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from tests.conftest import USERMGR, invoke_app
+from tests.helpers import USERMGR, invoke_app
 from usermgr.errors import InvalidInput
 from usermgr.infrastructure.config import Hook, load
 
@@ -25,7 +24,7 @@ def rejected(config_path: Path, text: str) -> str:
     config_path.write_text(text)
     with pytest.raises(InvalidInput) as caught:
         load(None, str(config_path))
-    result = invoke_app(CliRunner(), "list")
+    result = invoke_app("list")
     assert result.exit_code == 2, result.stderr
     assert result.stderr.count("\n") == 1 and str(config_path) in result.stderr
     assert result.stderr.strip().endswith(str(caught.value))
@@ -179,10 +178,10 @@ def test_names_load_exactly_when_they_are_unique(names: list[str]) -> None:
 # --- --config that is not a regular file ---------------------------------------------
 
 
-def test_config_dev_null_means_no_settings(runner: CliRunner, db_path: Path) -> None:
+def test_config_dev_null_means_no_settings(db_path: Path) -> None:
     settings = load(str(db_path), os.devnull)
     assert (settings.bcrypt_rounds, settings.busy_timeout, settings.hooks) == (12, 5.0, ())
-    result = invoke_app(runner, "--config", os.devnull, "list", "--format", "json")
+    result = invoke_app("--config", os.devnull, "list", "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["total"] == 0
 
@@ -214,24 +213,24 @@ def test_config_from_process_substitution_is_read_by_the_installed_command(tmp_p
     assert json.loads(result.stdout)["password_hash"].startswith("$2b$05$")
 
 
-def test_config_that_is_a_directory_says_so(runner: CliRunner, tmp_path: Path, db_path: Path) -> None:
+def test_config_that_is_a_directory_says_so(tmp_path: Path, db_path: Path) -> None:
     folder = tmp_path / "conf.d"
     folder.mkdir()
-    result = invoke_app(runner, "--config", str(folder), "list")
+    result = invoke_app("--config", str(folder), "list")
     assert result.exit_code == 2
     assert result.stderr == f"usermgr: config file {folder} is a directory\n"
     assert not db_path.exists()
 
 
-def test_config_that_is_missing_says_so(runner: CliRunner, tmp_path: Path) -> None:
+def test_config_that_is_missing_says_so(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
-    result = invoke_app(runner, "--config", str(missing), "list")
+    result = invoke_app("--config", str(missing), "list")
     assert result.exit_code == 2
     assert result.stderr == f"usermgr: config file {missing} does not exist\n"
 
 
-def test_config_that_is_endless_is_refused_not_read_forever(runner: CliRunner) -> None:
-    result = invoke_app(runner, "--config", "/dev/zero", "list")
+def test_config_that_is_endless_is_refused_not_read_forever() -> None:
+    result = invoke_app("--config", "/dev/zero", "list")
     assert result.exit_code == 2
     assert result.stderr == "usermgr: config /dev/zero: larger than 1 MiB\n"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, USERMGR
+from tests.helpers import PASSWORD, USERMGR
 
 # Waits for the start file, then becomes usermgr: every process is already running
 # (interpreter not yet loaded) when the start is given, so they reach the file together.

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import script
 from usermgr.infrastructure.hooks import run_hook
 
 EVENT: dict[str, Any] = {
@@ -27,13 +28,6 @@ EVENT: dict[str, Any] = {
     "data": {"email": "élise@example.com", "name": "Élise"},
 }
 MiB = 1 << 20
-
-
-def script(path: Path, body: str) -> Path:
-    """An executable /bin/sh program."""
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return path
 
 
 def runs(pid: int) -> bool:

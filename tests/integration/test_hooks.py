@@ -1,5 +1,5 @@
-"""Hooks run for real: small /bin/sh programs written to tmp_path, driven through the
-CLI (in-process with CliRunner where the process boundary does not matter, and the
+"""Hooks run for real, on each engine: small /bin/sh programs written to tmp_path,
+driven through the CLI (in-process where the process boundary does not matter, and the
 installed executable where it does: stdout, hanging pipes, timeouts, concurrency)."""
 
 from __future__ import annotations
@@ -7,29 +7,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from tests.conftest import PASSWORD, USERMGR, invoke_app, run_usermgr
+from tests.helpers import EVERY, OTHER_PASSWORD, PASSWORD, USERMGR, Cli, invoke_app, raw_sql, run_usermgr, script
 
-OTHER_PASSWORD = "a different long passphrase"
+pytestmark = pytest.mark.usefixtures("engine")
+
 ENVELOPE = {"id", "type", "user_id", "occurred_at", "actor", "data", "hash"}
+MISSING_PROGRAM = "/nonexistent/usermgr-hook"
+PROCESSES = "it checks the hook's processes and pipes; the delivery it records is checked on each engine by the others"
 
 
 # --- helpers ---------------------------------------------------------------------
-
-
-def script(path: Path, body: str) -> Path:
-    """An executable /bin/sh program."""
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-    return path
 
 
 def add_hook(
@@ -44,26 +37,17 @@ def add_hook(
         f.write("\n".join(lines) + "\n")
 
 
-def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def event_rows(db: Path) -> list[tuple[str, str, str]]:
+def event_rows() -> list[tuple[str, str, str]]:
     """(id, type, user_id) of every event, oldest first."""
-    if not db.exists():
-        return []
-    return query(db, "SELECT id, type, user_id FROM events ORDER BY seq")
+    found = invoke_app("events", "--format", "jsonl", "--limit", EVERY)
+    assert found.exit_code == 0, found.stderr
+    return [(e["id"], e["type"], e["user_id"]) for e in map(json.loads, found.stdout.splitlines())]
 
 
-def delivery_rows(db: Path) -> list[tuple[int, str, int, str | None]]:
-    """(id, event_id, attempts, last_error) of every pending delivery."""
-    if not db.exists():
-        return []
-    return query(db, "SELECT id, event_id, attempts, last_error FROM deliveries ORDER BY id")
+def delivery_rows() -> list[tuple[int, str, int, str | None]]:
+    """(id, event_id, attempts, last_error) of every pending delivery, read with the
+    engine's driver: `hooks list` shows them only as text."""
+    return raw_sql("SELECT id, event_id, attempts, last_error FROM deliveries ORDER BY id")
 
 
 def lines(path: Path) -> list[str]:
@@ -76,18 +60,17 @@ def pids_in(path: Path) -> list[int]:
 
 def gone(pid: int, wait: float = 5.0) -> bool:
     """True once `pid` no longer runs. A killed grandchild is re-parented to init,
-    which may take a moment to reap it: a zombie no longer runs either."""
+    which may take a while to reap it: a zombie no longer runs either."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
             return True
         if time.monotonic() > deadline:
-            try:
-                return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-            except FileNotFoundError:
-                return True
+            return False
         time.sleep(0.05)
 
 
@@ -98,32 +81,6 @@ def kill_leftovers(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-class Cli:
-    def __init__(self, runner: CliRunner) -> None:
-        self.runner = runner
-
-    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        return invoke_app(self.runner, *args, input=input, env=env)
-
-    def ok(self, *args: str, input: str | None = None) -> Result:
-        result = self(*args, input=input)
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-        return result
-
-    def create(self, email: str, name: str = "Test User", password: str = PASSWORD) -> dict[str, Any]:
-        return json.loads(
-            self.ok("create", email, "--name", name, "--password-stdin", "--json", input=password + "\n").stdout
-        )
-
-    def hooks_list(self) -> str:
-        return self.ok("hooks", "list").stdout
-
-
-@pytest.fixture
-def cli(runner: CliRunner) -> Cli:
-    return Cli(runner)
 
 
 @pytest.fixture
@@ -145,7 +102,7 @@ def flaky_hook(tmp_path: Path, config_path: Path) -> tuple[Path, Path]:
 
 class TestDelivery:
     def test_a_hook_receives_the_event_as_one_json_object_on_stdin_and_its_ids_in_its_environment(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         stdin_copy, env_copy = tmp_path / "stdin.json", tmp_path / "env.txt"
         program = script(tmp_path / "hook.sh", f'cat > "{stdin_copy}"\nenv > "{env_copy}"\n')
@@ -163,7 +120,7 @@ class TestDelivery:
         assert payload["data"]["email"] == "ada@example.com"
         assert payload["data"]["name"] == "Ada"
         assert payload["actor"]
-        [(event_id, event_type, user_id)] = event_rows(db_path)
+        [(event_id, event_type, user_id)] = event_rows()
         assert (payload["id"], payload["type"], payload["user_id"]) == (event_id, event_type, user_id)
         # The payload is the event as the audit log shows it.
         [logged] = json.loads(cli.ok("events", "--format", "json").stdout)
@@ -173,11 +130,11 @@ class TestDelivery:
         assert env["USERMGR_EVENT_ID"] == event_id
         assert env["USERMGR_USER_ID"] == user["id"]
         # Delivered: nothing is left waiting for a retry.
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
         assert "deliveries pending: 0" in cli.hooks_list()
 
     def test_a_hook_runs_only_for_its_event_type_and_a_star_hook_for_every_event(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         deleted_log, all_log = tmp_path / "deleted.log", tmp_path / "all.log"
         on_delete = script(tmp_path / "on-delete.sh", f'echo "$USERMGR_EVENT_TYPE" >> "{deleted_log}"\n')
@@ -192,7 +149,7 @@ class TestDelivery:
 
         assert lines(deleted_log) == ["UserDeleted"]
         assert lines(all_log) == ["UserCreated", "UserDeactivated", "UserRoleChanged", "UserDeleted"]
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
 
     def test_a_hook_gets_its_configured_arguments_literally_with_no_shell_expansion(
         self, cli: Cli, tmp_path: Path, config_path: Path
@@ -206,8 +163,9 @@ class TestDelivery:
 
         assert lines(args_copy) == literal
 
+    @pytest.mark.sqlite_only(PROCESSES)
     def test_hook_output_never_reaches_the_stdout_of_usermgr(
-        self, tmp_path: Path, config_path: Path, db_path: Path
+        self, tmp_path: Path, config_path: Path
     ) -> None:
         program = script(
             tmp_path / "noisy.sh",
@@ -228,8 +186,8 @@ class TestDelivery:
         assert deleted.returncode == 0, deleted.stderr
         assert deleted.stdout == f"deleted: ada@example.com ({user['id']})\n"
         assert deleted.stderr == ""
-        assert [t for _, t, _ in event_rows(db_path)] == ["UserCreated", "UserDeleted"]
-        assert delivery_rows(db_path) == []
+        assert [t for _, t, _ in event_rows()] == ["UserCreated", "UserDeleted"]
+        assert delivery_rows() == []
 
 
 # --- failed deliveries -------------------------------------------------------------
@@ -237,7 +195,7 @@ class TestDelivery:
 
 class TestFailure:
     def test_a_hook_that_exits_non_zero_is_recorded_and_reported_on_one_line_and_the_change_stays(
-        self, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         program = script(
             tmp_path / "fails.sh", "echo 'some progress on stdout'\necho 'mail server refused' >&2\nexit 3\n"
@@ -254,24 +212,21 @@ class TestFailure:
         assert "exit status 3" in line
         assert "hooks retry" in line
         # The user change is committed whatever the hook did.
-        shown = run_usermgr("show", "ada@example.com", "--json")
-        assert shown.returncode == 0
-        assert json.loads(shown.stdout)["id"] == user["id"]
-        [(event_id, event_type, _)] = event_rows(db_path)
-        [(delivery_id, delivered_event, attempts, error)] = delivery_rows(db_path)
+        assert cli.json("show", "ada@example.com", "--json")["id"] == user["id"]
+        [(event_id, event_type, _)] = event_rows()
+        [(delivery_id, delivered_event, attempts, error)] = delivery_rows()
         assert (delivered_event, attempts) == (event_id, 1)
         assert error is not None and "exit status 3" in error and "mail server refused" in error
-        listing = run_usermgr("hooks", "list")
-        assert listing.returncode == 0
-        assert "deliveries pending: 1" in listing.stdout
-        [pending] = [ln for ln in listing.stdout.splitlines() if ln.strip().startswith(f"{delivery_id}:")]
+        listing = cli.hooks_list()
+        assert "deliveries pending: 1" in listing
+        [pending] = [ln for ln in listing.splitlines() if ln.strip().startswith(f"{delivery_id}:")]
         assert event_type in pending and event_id in pending and user["id"] in pending
         assert "failed 1x" in pending
         assert "exit status 3: mail server refused" in pending
 
     @pytest.mark.parametrize("kind", ["missing", "not executable"])
     def test_a_hook_program_that_cannot_be_run_is_a_recorded_failure(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path, kind: str
+        self, cli: Cli, tmp_path: Path, config_path: Path, kind: str
     ) -> None:
         program = tmp_path / "bin" / "send-welcome"
         if kind == "not executable":
@@ -286,7 +241,7 @@ class TestFailure:
         assert result.stdout.startswith("created ada@example.com")
         [line] = result.stderr.splitlines()
         assert f"cannot run {program}" in line
-        [(_, _, attempts, error)] = delivery_rows(db_path)
+        [(_, _, attempts, error)] = delivery_rows()
         assert attempts == 1
         assert error.startswith(f"cannot run {program}")
         listing = cli.hooks_list()
@@ -295,7 +250,7 @@ class TestFailure:
         assert cli.ok("show", "ada@example.com").exit_code == 0
 
     def test_the_error_kept_from_a_failing_hook_is_one_printable_line(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         program = script(
             tmp_path / "escapes.sh",
@@ -310,11 +265,12 @@ class TestFailure:
         assert "\x1b" not in line and "\a" not in line
         assert "exit status 9" in line and "red" in line and "alert" in line
         assert "first line" not in line
-        [(_, _, _, error)] = delivery_rows(db_path)
+        [(_, _, _, error)] = delivery_rows()
         assert error.isprintable()
 
+    @pytest.mark.sqlite_only(PROCESSES)
     def test_a_hook_past_its_timeout_is_killed_with_its_whole_process_group(
-        self, tmp_path: Path, config_path: Path, db_path: Path
+        self, tmp_path: Path, config_path: Path
     ) -> None:
         pid_file = tmp_path / "pids"
         program = script(
@@ -324,7 +280,7 @@ class TestFailure:
             f'sleep 300 &\necho $! >> "{pid_file}"\n'
             "wait\n",
         )
-        add_hook(config_path, [program], timeout=1)
+        add_hook(config_path, [program], timeout=0.5)
         try:
             started = time.monotonic()
             result = run_usermgr("create", "ada@example.com", "--name", "Ada", "--no-password", timeout=30)
@@ -339,13 +295,14 @@ class TestFailure:
             assert len(pids) == 3, pids  # the hook and its two grandchildren started
             for pid in pids:
                 assert gone(pid), f"process {pid} of the hook's group still runs"
-            [(_, _, attempts, error)] = delivery_rows(db_path)
+            [(_, _, attempts, error)] = delivery_rows()
             assert attempts == 1 and "timed out" in error
         finally:
             kill_leftovers(pids_in(pid_file))
 
+    @pytest.mark.sqlite_only(PROCESSES)
     def test_a_backgrounded_grandchild_holding_the_hooks_output_open_does_not_make_usermgr_wait(
-        self, tmp_path: Path, config_path: Path, db_path: Path
+        self, tmp_path: Path, config_path: Path
     ) -> None:
         pid_file = tmp_path / "pid"
         program = script(
@@ -363,7 +320,7 @@ class TestFailure:
             assert json.loads(result.stdout)["email"] == "ada@example.com"
             assert result.stderr == ""
             assert pids_in(pid_file), "the hook did not start its grandchild"
-            assert delivery_rows(db_path) == []
+            assert delivery_rows() == []
         finally:
             kill_leftovers(pids_in(pid_file))
 
@@ -395,7 +352,7 @@ class TestSafety:
         assert updated["data"]["changes"]["name"] == [name, renamed]
 
     def test_neither_payload_nor_environment_of_a_hook_holds_a_password_or_a_hash(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         capture = tmp_path / "capture.txt"
         program = script(
@@ -406,10 +363,10 @@ class TestSafety:
         password_file = tmp_path / "pw"
         password_file.write_text(OTHER_PASSWORD + "\n")
 
-        cli.create("ada@example.com", "Ada", PASSWORD)
+        cli.create("ada@example.com", "Ada", password=PASSWORD)
         cli.ok("passwd", "ada@example.com", "--password-file", str(password_file))
         generated = json.loads(cli.ok("passwd", "ada@example.com", "--generate-password", "--json").stdout)["password"]
-        cli.create("bob@example.com", "Bob", OTHER_PASSWORD)
+        cli.create("bob@example.com", "Bob", password=OTHER_PASSWORD)
 
         text = capture.read_text()
         assert [ln for ln in text.splitlines() if ln.startswith("--- ")] == [
@@ -418,18 +375,18 @@ class TestSafety:
             "--- UserPasswordChanged",
             "--- UserCreated",
         ]
-        [stored] = query(db_path, "SELECT password_hash FROM users WHERE email = 'ada@example.com'")
-        for secret in (PASSWORD, OTHER_PASSWORD, generated, stored[0], "$2b$", "$2a$", "$2y$"):
+        stored = cli.stored()["ada@example.com"]["password_hash"]
+        for secret in (PASSWORD, OTHER_PASSWORD, generated, stored, "$2b$", "$2a$", "$2y$"):
             assert secret not in text
 
     def test_a_no_op_writes_no_event_and_runs_no_hook(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         log = tmp_path / "log"
         program = script(tmp_path / "hook.sh", f'echo "$USERMGR_EVENT_TYPE" >> "{log}"\n')
         add_hook(config_path, [program])
         cli.create("ada@example.com", "Ada")
-        before = event_rows(db_path)
+        before = event_rows()
 
         cli.ok("activate", "ada@example.com")
         cli.ok("set-role", "ada@example.com", "user")
@@ -437,19 +394,19 @@ class TestSafety:
         cli.ok("update", "ada@example.com", "--email", "ada@example.com")
         cli.ok("create", "ada@example.com", "--name", "Other", "--no-password", "--exists-ok")
 
-        assert event_rows(db_path) == before
+        assert event_rows() == before
         assert lines(log) == ["UserCreated"]
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
 
     def test_a_failed_command_writes_no_event_and_runs_no_hook(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         log = tmp_path / "log"
         program = script(tmp_path / "hook.sh", f'echo "$USERMGR_EVENT_TYPE" >> "{log}"\n')
         add_hook(config_path, [program])
         cli.create("ada@example.com", "Ada")
         cli.create("bob@example.com", "Bob")
-        before = event_rows(db_path)
+        before = event_rows()
 
         duplicate = cli("create", "ADA@example.com", "--name", "Again", "--no-password")
         taken = cli("update", "bob@example.com", "--email", "ada@example.com")
@@ -459,9 +416,9 @@ class TestSafety:
 
         assert (duplicate.exit_code, taken.exit_code, missing.exit_code) == (4, 4, 3)
         assert (bad_role.exit_code, short.exit_code) == (2, 2)
-        assert event_rows(db_path) == before
+        assert event_rows() == before
         assert lines(log) == ["UserCreated", "UserCreated"]
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
 
 
 # --- hooks retry and discard -------------------------------------------------------
@@ -469,12 +426,12 @@ class TestSafety:
 
 class TestRetry:
     def test_retry_delivers_a_hook_that_works_now_forgets_it_and_exits_0(
-        self, cli: Cli, flaky_hook: tuple[Path, Path], db_path: Path
+        self, cli: Cli, flaky_hook: tuple[Path, Path]
     ) -> None:
         flag, log = flaky_hook
         cli.create("ada@example.com")
-        [(event_id, _, _)] = event_rows(db_path)
-        assert [(e, a) for _, e, a, _ in delivery_rows(db_path)] == [(event_id, 1)]
+        [(event_id, _, _)] = event_rows()
+        assert [(e, a) for _, e, a, _ in delivery_rows()] == [(event_id, 1)]
         flag.touch()
 
         result = cli("hooks", "retry")
@@ -483,7 +440,7 @@ class TestRetry:
         assert "delivered 1, failed 0" in result.stdout
         assert result.stderr == ""
         assert lines(log) == [event_id]
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
         assert "deliveries pending: 0" in cli.hooks_list()
         # Forgotten: a second retry delivers nothing again.
         again = cli("hooks", "retry")
@@ -492,10 +449,10 @@ class TestRetry:
         assert lines(log) == [event_id]
 
     def test_retry_of_a_hook_that_still_fails_exits_7_and_counts_the_attempt(
-        self, cli: Cli, flaky_hook: tuple[Path, Path], db_path: Path
+        self, cli: Cli, flaky_hook: tuple[Path, Path]
     ) -> None:
         cli.create("ada@example.com")
-        [(delivery_id, _, attempts, _)] = delivery_rows(db_path)
+        [(delivery_id, _, attempts, _)] = delivery_rows()
         assert attempts == 1
 
         first = cli("hooks", "retry")
@@ -505,19 +462,19 @@ class TestRetry:
         assert "delivered 0, failed 1" in first.stdout
         assert "not ready yet" in first.stderr
         assert first.stderr.splitlines()[-1].startswith("usermgr: ")
-        [(same_id, _, attempts, error)] = delivery_rows(db_path)
+        [(same_id, _, attempts, error)] = delivery_rows()
         assert (same_id, attempts) == (delivery_id, 3)
         assert "exit status 1: not ready yet" in error
         assert "failed 3x" in cli.hooks_list()
 
     def test_retry_runs_pending_deliveries_oldest_first(
-        self, cli: Cli, flaky_hook: tuple[Path, Path], db_path: Path
+        self, cli: Cli, flaky_hook: tuple[Path, Path]
     ) -> None:
         flag, log = flaky_hook
         for name in ("carol", "alice", "bob"):
             cli.create(f"{name}@example.com", name)
-        events = [event_id for event_id, _, _ in event_rows(db_path)]
-        assert len(delivery_rows(db_path)) == 3
+        events = [event_id for event_id, _, _ in event_rows()]
+        assert len(delivery_rows()) == 3
         flag.touch()
 
         result = cli("hooks", "retry")
@@ -527,14 +484,14 @@ class TestRetry:
         assert lines(log) == events
 
     def test_retry_runs_the_hook_of_that_name_as_the_config_defines_it_now(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         first_log, now_log = tmp_path / "first.log", tmp_path / "now.log"
         first = script(tmp_path / "first.sh", f'echo "$USERMGR_EVENT_ID" >> "{first_log}"\nexit 1\n')
         now = script(tmp_path / "now.sh", f'echo "$USERMGR_EVENT_ID" >> "{now_log}"\n')
         add_hook(config_path, [first], name="audit")
         cli.create("ada@example.com")
-        [(event_id, _, _)] = event_rows(db_path)
+        [(event_id, _, _)] = event_rows()
         config_path.write_text("[security]\nbcrypt_rounds = 4\n")
         add_hook(config_path, [now], name="audit")
 
@@ -550,13 +507,13 @@ class TestRetry:
         assert "delivered 0, failed 0" in result.stdout
 
     def test_a_hook_whose_program_was_missing_is_delivered_by_retry_once_installed(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         program, log = tmp_path / "later.sh", tmp_path / "log"
         add_hook(config_path, [program])
         user = cli.create("ada@example.com")
-        [(event_id, _, _)] = event_rows(db_path)
-        assert len(delivery_rows(db_path)) == 1
+        [(event_id, _, _)] = event_rows()
+        assert len(delivery_rows()) == 1
         script(program, f'cat > "{log}"\n')
 
         result = cli("hooks", "retry")
@@ -564,22 +521,19 @@ class TestRetry:
         assert result.exit_code == 0
         payload = json.loads(log.read_text())
         assert (payload["id"], payload["user_id"], payload["type"]) == (event_id, user["id"], "UserCreated")
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
 
     def test_a_delivery_committed_but_never_run_before_a_crash_is_delivered_by_retry(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         # The outbox: the UoW writes a delivery row in the change's transaction; a
         # process that died right after the commit leaves it there, never attempted.
         user = cli.create("ada@example.com")
-        [(event_id, _, _)] = event_rows(db_path)
+        [(event_id, _, _)] = event_rows()
         log = tmp_path / "log"
         program = script(tmp_path / "hook.sh", f'cat > "{log}"\n')
         add_hook(config_path, [program], name="mailer")
-        conn = sqlite3.connect(db_path)
-        with conn:
-            conn.execute("INSERT INTO deliveries (event_id, hook) VALUES (?, ?)", (event_id, "mailer"))
-        conn.close()
+        raw_sql("INSERT INTO deliveries (event_id, hook) VALUES (?, ?)", (event_id, "mailer"))
         assert "not yet run" in cli.hooks_list()
 
         result = cli("hooks", "retry")
@@ -588,10 +542,24 @@ class TestRetry:
         assert "delivered 1, failed 0" in result.stdout
         payload = json.loads(log.read_text())
         assert (payload["id"], payload["user_id"]) == (event_id, user["id"])
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
+
+    def test_a_delivery_claimed_by_another_runner_is_shown_as_such_and_retry_leaves_it(
+        self, cli: Cli, config_path: Path
+    ) -> None:
+        add_hook(config_path, [MISSING_PROGRAM], timeout=5)
+        cli.ok("create", "ada@example.com", "--name", "Ada", "--no-password")  # the hook fails
+        assert len(delivery_rows()) == 1
+        raw_sql("UPDATE deliveries SET claimed_until = '9999-12-31T00:00:00.000000Z'")
+
+        assert "being delivered by another usermgr" in cli.hooks_list()
+        retried = cli.ok("hooks", "retry")
+
+        assert "1 being delivered by another usermgr" in retried.stdout, retried.stdout
+        assert raw_sql("SELECT claimed_until FROM deliveries") == [("9999-12-31T00:00:00.000000Z",)]
 
     def test_concurrent_retries_deliver_every_pending_delivery_exactly_once(
-        self, cli: Cli, tmp_path: Path, config_path: Path, db_path: Path
+        self, cli: Cli, tmp_path: Path, config_path: Path
     ) -> None:
         flag, log = tmp_path / "ready", tmp_path / "log"
         program = script(
@@ -602,9 +570,9 @@ class TestRetry:
         users = tmp_path / "users.csv"
         users.write_text("email,name\n" + "".join(f"user{i}@example.com,User {i}\n" for i in range(8)))
         cli.ok("import", str(users))
-        events = [event_id for event_id, _, _ in event_rows(db_path)]
+        events = [event_id for event_id, _, _ in event_rows()]
         assert len(events) == 8
-        assert len(delivery_rows(db_path)) == 8
+        assert len(delivery_rows()) == 8
         flag.touch()
 
         retries = [
@@ -624,48 +592,48 @@ class TestRetry:
         assert delivered == sorted(events)  # every event id exactly once
         counts = [int(out.split("delivered ")[1].split(",")[0]) for out, _ in outputs]
         assert sum(counts) == 8
-        assert delivery_rows(db_path) == []
+        assert delivery_rows() == []
 
 
 class TestDiscard:
     @pytest.fixture
-    def three_pending(self, cli: Cli, flaky_hook: tuple[Path, Path], db_path: Path) -> list[int]:
+    def three_pending(self, cli: Cli, flaky_hook: tuple[Path, Path]) -> list[int]:
         for name in ("ada", "bob", "cy"):
             cli.create(f"{name}@example.com", name)
-        ids = [d[0] for d in delivery_rows(db_path)]
+        ids = [d[0] for d in delivery_rows()]
         assert len(ids) == 3
         return ids
 
     def test_discard_id_drops_that_delivery_only_and_keeps_the_event(
-        self, cli: Cli, three_pending: list[int], db_path: Path
+        self, cli: Cli, three_pending: list[int]
     ) -> None:
         result = cli("hooks", "discard", str(three_pending[1]))
 
         assert result.exit_code == 0
         assert "discarded 1" in result.stdout
-        assert [d[0] for d in delivery_rows(db_path)] == [three_pending[0], three_pending[2]]
-        assert len(event_rows(db_path)) == 3
+        assert [d[0] for d in delivery_rows()] == [three_pending[0], three_pending[2]]
+        assert len(event_rows()) == 3
         assert "deliveries pending: 2" in cli.hooks_list()
 
     def test_discard_all_drops_every_delivery_so_retry_has_nothing_to_do(
-        self, cli: Cli, three_pending: list[int], flaky_hook: tuple[Path, Path], db_path: Path
+        self, cli: Cli, three_pending: list[int], flaky_hook: tuple[Path, Path]
     ) -> None:
         flag, log = flaky_hook
         result = cli("hooks", "discard", "--all")
 
         assert result.exit_code == 0
         assert "discarded 3" in result.stdout
-        assert delivery_rows(db_path) == []
-        assert len(event_rows(db_path)) == 3
+        assert delivery_rows() == []
+        assert len(event_rows()) == 3
         flag.touch()
         assert "delivered 0, failed 0" in cli.ok("hooks", "retry").stdout
         assert lines(log) == []
 
     @pytest.mark.parametrize("args", [["999"], [], ["--all", "1"]], ids=["unknown id", "neither", "both"])
     def test_discard_without_exactly_one_existing_target_exits_2_and_drops_nothing(
-        self, cli: Cli, three_pending: list[int], db_path: Path, args: list[str]
+        self, cli: Cli, three_pending: list[int], args: list[str]
     ) -> None:
-        before = delivery_rows(db_path)
+        before = delivery_rows()
 
         result = cli("hooks", "discard", *args)
 
@@ -673,10 +641,10 @@ class TestDiscard:
         assert result.stdout == ""
         [line] = result.stderr.splitlines()
         assert "hooks list" in line or "--all" in line
-        assert delivery_rows(db_path) == before
+        assert delivery_rows() == before
     def test_discard_of_an_id_too_large_for_sqlite_is_an_unknown_id(
-        self, cli: Cli, three_pending: list[int], db_path: Path
+        self, cli: Cli, three_pending: list[int]
     ) -> None:
         result = cli("hooks", "discard", "99999999999999999999")
         assert result.exit_code == 2
-        assert len(delivery_rows(db_path)) == 3
+        assert len(delivery_rows()) == 3

@@ -1,19 +1,14 @@
-"""Operations: the installed `usermgr` under concurrent writers, a held lock, kill -9,
-damaged or foreign files, online backups and schema migrations. Everything here
-drives real processes against real SQLite files; the database is inspected with
-the sqlite3 driver (read-only) or os.stat, never with Python file calls while a
-usermgr process has it open."""
+"""Operations, on each engine: processes racing to write, a writer holding the lock past
+the busy timeout, readers beside a writer, `db check` and `db backup` (online, while a
+writer runs). Racers and the backup's writer are real processes; the rest runs the CLI
+in-process beside a unit of work that holds the write lock. Files of SQLite itself
+(modes, damage, migrations, kill -9) are in test_sqlite_files.py."""
 
 from __future__ import annotations
 
-import csv
-import gc
-import hashlib
 import json
 import os
-import random
 import shutil
-import signal
 import sqlite3
 import stat
 import subprocess
@@ -21,118 +16,31 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.conftest import PASSWORD, USERMGR, run_usermgr
-from usermgr.cli import app
-from tests.helpers import sqlite_migration
+from tests.helpers import (
+    EVERY,
+    PASSWORD,
+    USERMGR,
+    Cli,
+    one_line,
+    usermgr_fails,
+    write_csv,
+)
+from usermgr.domain.model import User
+from usermgr.domain.values import Email, Role
+from usermgr.infrastructure.storage import Storage, open_storage, parse_location
 from usermgr.infrastructure.storage.schema import SCHEMA_VERSION
 from usermgr.infrastructure.storage.sqlite.connect import APPLICATION_ID
 
-BUSY_CONFIG = "[security]\nbcrypt_rounds = 4\n\n[database]\nbusy_timeout = 0.5\n"
+pytestmark = pytest.mark.usefixtures("engine")
 
-
-# --- helpers ------------------------------------------------------------------------
-
-
-def usermgr(*args: str, db: Path | None = None, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {"USERMGR_DB": str(db)} if db is not None else None
-    result = run_usermgr(*args, input=input, env=env, timeout=timeout)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
-
-
-def usermgr_ok(*args: str, db: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    result = usermgr(*args, db=db, input=input)
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result
-
-
-RUNNER = CliRunner()
-
-
-def seed(*args: str, input: str | None = None) -> None:
-    """Set-up in-process, without a process start-up: what a test checks runs the installed program."""
-    result = RUNNER.invoke(app, list(args), input=input)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    gc.collect()  # close the in-process connection now
-
-
-def popen(*args: str, db: Path | None = None, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[str]:
-    env = {**os.environ, **({"USERMGR_DB": str(db)} if db is not None else {})}
-    return subprocess.Popen(
-        [USERMGR, *args], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-
-
-def read_only(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-
-
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = read_only(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
-def user_rows(db: Path) -> list[tuple[Any, ...]]:
-    return query(db, "SELECT id, email, email_key, name, role, is_active, password_hash, created_at, updated_at, name_key FROM users ORDER BY id")
-
-
-def event_rows(db: Path) -> list[tuple[Any, ...]]:
-    return query(db, "SELECT * FROM events ORDER BY seq")
-
-
-def created_events(db: Path) -> list[str]:
-    """The user_id of every UserCreated event."""
-    return [r[0] for r in query(db, "SELECT user_id FROM events WHERE type = 'UserCreated' ORDER BY seq")]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.stdout == "", result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].strip(), result.stderr
-    return lines[0]
-
-
-def csv_text(rows: list[dict[str, str]]) -> str:
-    header = list(rows[0])
-    return ",".join(header) + "\n" + "".join(",".join(r[c] for c in header) + "\n" for r in rows)
-
-
-def bcrypt_hash(password: str = PASSWORD) -> str:
-    import bcrypt
-
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
-
-
-def checkpoint(db: Path) -> None:
-    """Fold the WAL into the main file, so the file alone holds everything."""
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-
-
-def finish(processes: list[subprocess.Popen[str]], inputs: list[str | None] | None = None, timeout: float = 120) -> list[tuple[int, str, str]]:
-    outcomes = []
-    for i, process in enumerate(processes):
-        out, err = process.communicate(input=inputs[i] if inputs else None, timeout=timeout)
-        assert "Traceback" not in err, err
-        outcomes.append((process.returncode, out, err))
-    return outcomes
+BUSY_TIMEOUT = 0.1
+BUSY_CONFIG = f"[security]\nbcrypt_rounds = 4\n\n[database]\nbusy_timeout = {BUSY_TIMEOUT}\n"
 
 
 @pytest.fixture
@@ -141,10 +49,78 @@ def busy_config(config_path: Path) -> Path:
     return config_path
 
 
-# --- concurrency ----------------------------------------------------------------------
+@pytest.fixture
+def nothing_yet(engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of usermgr's in the test's database: no SQLite file yet, or on PostgreSQL
+    a database with no tables (the engine fixture's has them)."""
+    if engine == "postgresql":
+        monkeypatch.setenv("USERMGR_DB", request.getfixturevalue("postgresql_url"))
+
+
+@pytest.fixture
+def lock_holder() -> Iterator[Storage]:
+    """Storage of the test's database, for a unit of work that holds its write lock."""
+    storage = open_storage(
+        parse_location(os.environ["USERMGR_DB"], lambda: Path("unused")),
+        busy_timeout=5, hooks=(), actor="tests", notice=lambda _: None,
+    )
+    yield storage
+    storage.close()
+
+
+def uncommitted_user() -> User:
+    return User.create(
+        email=Email.parse("uncommitted@example.com"), name="Uncommitted", role=Role.USER, is_active=True,
+        password_hash=None, now=datetime.now(timezone.utc),
+    )
+
+
+# --- processes racing to write --------------------------------------------------------
 
 FIVE = [f"shared{i}@example.com" for i in range(5)]
 SPELLINGS = [str.lower, str.upper, str.title, lambda e: e.split("@")[0] + "@EXAMPLE.com"]
+RACER = textwrap.dedent(
+    """
+    import os, sys, time
+    barrier, *args = sys.argv[1:]
+    # What a command loads before it touches the database, loaded before the start.
+    import bcrypt, email_validator, usermgr.cli.root
+    from usermgr.cli import main
+    if os.environ["USERMGR_DB"].startswith("postgresql"):
+        import psycopg2
+    open(f"{barrier}.{os.getpid()}", "w").close()
+    while not os.path.exists(barrier):
+        time.sleep(0.002)
+    sys.argv = ["usermgr", *args]
+    main()
+    """
+)
+
+
+def race(tmp_path: Path, commands: list[tuple[str, ...]]) -> list[tuple[tuple[str, ...], int, str, str]]:
+    """Start every command, wait until each has loaded, then let them go at once."""
+    barrier = tmp_path / "go"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(barrier), *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for args in commands
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("go.*"))) < len(racers):
+            assert time.monotonic() < deadline, "the racers never got ready"
+            assert all(r.poll() is None for r in racers), [r.communicate() for r in racers if r.poll() is not None]
+            time.sleep(0.01)
+    finally:
+        barrier.touch()
+    outcomes = []
+    for args, racer in zip(commands, racers):
+        out, err = racer.communicate(timeout=120)
+        assert "Traceback" not in err and "$2b$" not in out + err, err
+        outcomes.append((args, racer.returncode, out, err))
+    return outcomes
 
 
 def created_count(args: tuple[str, ...], code: int, out: str) -> int:
@@ -156,316 +132,171 @@ def created_count(args: tuple[str, ...], code: int, out: str) -> int:
     return 1 if json.loads(out)["created"] else 0
 
 
-def race(db: Path, commands: list[tuple[str, ...]], data: str) -> list[tuple[tuple[str, ...], int, str, str]]:
-    """Start every command before feeding any its input, so they overlap."""
-    processes = [popen(*args, db=db, stdin=subprocess.PIPE) for args in commands]
-    outcomes = finish(processes, [data if args[0] == "import" else "" for args in commands])
-    return [(args, code, out, err) for args, (code, out, err) in zip(commands, outcomes)]
-
-
-def shared_users(db: Path) -> dict[str, str]:
-    return {key: user_id for user_id, key in query(db, "SELECT id, email_key FROM users WHERE email_key LIKE 'shared%'")}
-
-
 @pytest.mark.slow
-def test_ten_concurrent_writers_of_the_same_five_emails_with_exists_ok_create_each_user_exactly_once(db_path: Path) -> None:
-    seed("create", "seed@example.com", "--name", "Seed", "--no-password")
-    data = csv_text([
-        {"email": SPELLINGS[i % 4](email), "name": f"Shared {i}", "password": PASSWORD}
-        for i, email in enumerate(FIVE)
-    ])
-    commands = [("import", "-", "--exists-ok")] * 6 + [
-        ("create", SPELLINGS[i](FIVE[i]), "--name", f"Creator {i}", "--no-password", "--exists-ok", "--json")
-        for i in range(4)
-    ]
-    outcomes = race(db_path, commands, data)
+@pytest.mark.parametrize("exists_ok", [True, False], ids=["exists-ok on a new database", "conflicting on an existing one"])
+def test_processes_racing_to_write_the_same_emails_create_each_user_once(
+    tmp_path: Path, cli: Cli, exists_ok: bool, request: pytest.FixtureRequest
+) -> None:
+    if exists_ok:
+        # Nothing exists yet: the racers also race to create the database and its tables.
+        request.getfixturevalue("nothing_yet")
+        rows = [[SPELLINGS[i % 4](email), f"Shared {i}", PASSWORD] for i, email in enumerate(FIVE)]
+        source = write_csv(tmp_path / "shared.csv", ["email", "name", "password"], rows)
+        commands = [("import", str(source), "--exists-ok")] * 3 + [
+            ("create", SPELLINGS[i](FIVE[i]), "--name", f"Creator {i}", "--no-password", "--exists-ok", "--json")
+            for i in range(3)
+        ]
+        seed: list[str] = []
+    else:
+        seed = [cli.create("seed@example.com", "Seed", password=None)["id"]]
+        source = write_csv(tmp_path / "shared.csv", ["email", "name"], [[e, f"Shared {i}"] for i, e in enumerate(FIVE)])
+        commands = [("import", str(source))] * 3 + [
+            ("create", SPELLINGS[i](FIVE[i % 2]), "--name", f"Creator {i}", "--no-password", "--json") for i in range(3)
+        ]
 
-    assert [code for _, code, _, _ in outcomes] == [0] * len(commands), outcomes
-    users = shared_users(db_path)
-    assert sorted(users) == FIVE
-    assert sum(created_count(args, code, out) for args, code, out, _ in outcomes) == 5
-    seed_id = query(db_path, "SELECT id FROM users WHERE email_key = 'seed@example.com'")[0][0]
-    assert Counter(created_events(db_path)) == Counter([seed_id, *users.values()])
-    assert usermgr("verify", FIVE[4], "--password-stdin", input=PASSWORD + "\n").returncode == 0
+    outcomes = race(tmp_path, commands)
 
-
-@pytest.mark.slow
-def test_eight_concurrent_writers_without_exists_ok_exit_0_or_4_and_never_duplicate_a_user(db_path: Path) -> None:
-    seed("create", "seed@example.com", "--name", "Seed", "--no-password")
-    data = csv_text([{"email": email, "name": f"Shared {i}"} for i, email in enumerate(FIVE)])
-    commands = [("import", "-")] * 4 + [
-        ("create", SPELLINGS[i](FIVE[i % 2]), "--name", f"Creator {i}", "--no-password", "--json")
-        for i in range(4)
-    ]
-    outcomes = race(db_path, commands, data)
-
+    users = {email.lower(): user["id"] for email, user in cli.stored().items() if email.lower().startswith("shared")}
+    created_events = [e["user_id"] for e in cli.events("--type", "UserCreated", "--limit", EVERY)]
+    assert Counter(created_events) == Counter([*seed, *users.values()])  # one event per user, no other
+    assert sum(created_count(args, code, out) for args, code, out, _ in outcomes) == len(users)
+    if exists_ok:
+        assert [code for _, code, _, _ in outcomes] == [0] * len(commands), outcomes
+        assert sorted(users) == FIVE
+        assert cli.verify(FIVE[4], PASSWORD) == 0
+        return
     assert {code for _, code, _, _ in outcomes} <= {0, 4}, outcomes
     for _, code, out, err in outcomes:
         if code == 4:
             assert out == "" and "exists" in err, err
-    winners = [args[0] for args, code, _, _ in outcomes if code == 0]
-    users = shared_users(db_path)
+    winners = sorted(args[0] for args, code, _, _ in outcomes if code == 0)
     # An import is all or nothing: either one import wrote all five and everyone else
     # found an email taken, or a create came first and one create per email won.
-    assert (len(users), sorted(winners)) in [(5, ["import"]), (2, ["create", "create"])], (users, outcomes)
-    assert sum(created_count(args, code, out) for args, code, out, _ in outcomes) == len(users)
-    events = created_events(db_path)
-    assert len(events) == len(set(events)) == 1 + len(users)
-    assert set(users.values()) <= set(events)
+    assert (len(users), winners) in [(5, ["import"]), (2, ["create", "create"])], (users, outcomes)
 
 
-# --- a writer holding the lock ----------------------------------------------------------------
+# --- a writer holding the lock ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("args", "stdin"),
-    [
-        (("create", "new@example.com", "--name", "New", "--password-stdin"), PASSWORD + "\n"),
-        (("update", "held@example.com", "--name", "Renamed"), None),
-        (("import", "-"), "email,name\nnew@example.com,New\nother@example.com,Other\n"),
-    ],
-    ids=["create", "update", "import"],
-)
+# One command of each way to the write lock (set-role and activate go deactivate's way).
+WRITERS = [
+    (["create", "new@example.com", "--name", "New", "--password-stdin"], PASSWORD + "\n"),
+    (["update", "held@example.com", "--name", "Renamed"], None),
+    (["deactivate", "held@example.com"], None),
+    (["passwd", "held@example.com", "--password-stdin"], "another long passphrase\n"),
+    (["delete", "held@example.com", "--yes"], None),
+    (["import", "-"], "email,name\nnew@example.com,New\nother@example.com,Other\n"),
+]
+
+
+@pytest.mark.parametrize(("args", "stdin"), WRITERS, ids=[a[0] for a, _ in WRITERS])
 def test_a_write_past_the_busy_timeout_exits_6_with_one_line_and_changes_nothing(
-    db_path: Path, busy_config: Path, args: tuple[str, ...], stdin: str | None
+    cli: Cli, busy_config: Path, lock_holder: Storage, args: list[str], stdin: str | None
 ) -> None:
-    seed("create", "held@example.com", "--name", "Held", "--no-password")
-    before = (user_rows(db_path), event_rows(db_path))
-    holder = sqlite3.connect(db_path, isolation_level=None, timeout=0)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
+    cli.create("held@example.com", "Held", password=None)
+    before = cli.state()
+    with lock_holder.unit_of_work(create=True) as holder:
+        holder.users.add(uncommitted_user())
         started = time.monotonic()
-        result = usermgr(*args, input=stdin)
+        result = cli(*args, input=stdin)
         elapsed = time.monotonic() - started
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    assert result.returncode == 6, result
-    line = one_line_error(result)
-    assert "busy" in line.lower() or "retry" in line.lower() or "locked" in line.lower(), line
-    assert elapsed >= 0.5, "it did not wait for the busy timeout"
-    assert (user_rows(db_path), event_rows(db_path)) == before
+    assert result.exit_code == 6, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert "busy" in one_line(result.stderr).lower()
+    assert elapsed >= BUSY_TIMEOUT, "it did not wait for the busy timeout"
+    assert cli.state() == before
 
 
-def test_readers_are_not_blocked_by_a_held_write_lock(db_path: Path, busy_config: Path) -> None:
-    seed("create", "held@example.com", "--name", "Held", "--no-password")
-    holder = sqlite3.connect(db_path, isolation_level=None, timeout=0)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
-        holder.execute("UPDATE users SET name = 'Uncommitted'")
-        shown = usermgr_ok("show", "held@example.com", "--json")
-        assert json.loads(shown.stdout)["name"] == "Held"
-        assert "held@example.com" in usermgr_ok("export").stdout
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+def test_the_installed_usermgr_waits_the_busy_timeout_not_longer(busy_config: Path, cli: Cli, lock_holder: Storage) -> None:
+    cli.create("held@example.com", "Held", password=None)
+    before = cli.state()
+    with lock_holder.unit_of_work(create=True) as holder:
+        holder.users.add(uncommitted_user())
+        started = time.monotonic()
+        result = usermgr_fails(6, "create", "new@example.com", "--name", "New", "--password-stdin", input=PASSWORD + "\n")
+        elapsed = time.monotonic() - started
+    assert "busy" in result.stderr.lower()
+    assert BUSY_TIMEOUT <= elapsed < BUSY_TIMEOUT + 4, elapsed
+    assert cli.state() == before
 
 
-# --- kill -9 in the middle of an import ---------------------------------------------------------
-
-KILL_ROWS = 20_000
-
-
-@pytest.fixture(scope="module")
-def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("kill") / "big.csv"
-    password_hash = bcrypt_hash()
-    with path.open("w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["email", "name", "password_hash"])
-        writer.writerows([f"bulk{i}@example.com", f"Bulk user {i}", password_hash] for i in range(KILL_ROWS))
-    return path
-
-
-def wal_size(db: Path) -> int:
-    try:
-        return os.stat(f"{db}-wal").st_size
-    except FileNotFoundError:
-        return 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "moment",
-    ["after 1 s, while it reads and checks", "as the first page reaches the WAL", "with 8 MiB in the WAL"],
-)
-def test_kill_9_during_an_import_leaves_all_rows_or_none_and_a_sound_database(
-    db_path: Path, big_csv: Path, moment: str
+def test_readers_are_not_blocked_by_a_held_write_lock_and_see_only_committed_data(
+    cli: Cli, busy_config: Path, lock_holder: Storage
 ) -> None:
-    seed("create", "seed@example.com", "--name", "Seed", "--no-password")
-    checkpoint(db_path)
-    assert wal_size(db_path) == 0
-
-    process = popen("import", str(big_csv), db=db_path)
-    started = time.monotonic()
-    killed = False
-    try:
-        while process.poll() is None and time.monotonic() - started < 60:
-            if moment.startswith("after 1 s"):
-                ready = time.monotonic() - started >= 1.0
-            elif moment.startswith("as the first"):
-                ready = wal_size(db_path) > 0
-            else:
-                ready = wal_size(db_path) > 8 * 1024 * 1024
-            if ready:
-                process.send_signal(signal.SIGKILL)
-                killed = True
-                break
-            time.sleep(0.005)
-    finally:
-        if process.poll() is None and not killed:
-            process.kill()
-        process.communicate(timeout=30)
-    assert killed, "the import finished before it could be killed"
-    assert process.returncode == -signal.SIGKILL
-
-    check = usermgr("db", "check")
-    assert check.returncode == 0, check
-    users = query(db_path, "SELECT count(*) FROM users")[0][0]
-    assert users in (1, 1 + KILL_ROWS), users
-    # Users and their events were committed together, or neither.
-    assert query(db_path, "SELECT count(*) FROM events WHERE type = 'UserCreated'")[0][0] == users
-    # The database still takes writes.
-    seed("create", "after@example.com", "--name", "After", "--no-password")
+    held = cli.create("held@example.com", "Held", password=None)
+    with lock_holder.unit_of_work(create=True) as holder:
+        holder.users.add(uncommitted_user())
+        # A reader that waited for the lock would give up after the busy timeout, exit 6.
+        assert cli.json("show", "held@example.com", "--json") == {k: held[k] for k in held if k != "created"}
+        listed = cli.ok("list", "--all", "--format", "csv").stdout
+        exported = cli.ok("export").stdout
+        events = cli.events()
+    for output in (listed, exported):
+        assert "held@example.com" in output and "uncommitted" not in output
+    assert [e["type"] for e in events] == ["UserCreated"]
 
 
-# --- damaged, foreign and newer storage ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def real_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A usermgr database of 300 users, its WAL folded in: the file alone is everything."""
-    folder = tmp_path_factory.mktemp("real")
-    config = folder / "config.toml"
-    config.write_text("[security]\nbcrypt_rounds = 4\n")
-    db = folder / "real.db"
-    rows = "".join(f"user{i}@example.com,User number {i} with a reasonably long name\n" for i in range(300))
-    result = run_usermgr(
-        "import", "-", input="email,name\n" + rows, env={"USERMGR_DB": str(db), "USERMGR_CONFIG": str(config)}
-    )
-    assert result.returncode == 0, result.stderr
-    checkpoint(db)
-    return db
-
-
-def make_random(path: Path, real: Path) -> None:
-    path.write_bytes(random.Random(7).randbytes(16384))
-
-
-def make_truncated(path: Path, real: Path) -> None:
-    data = real.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-
-
-def make_newer(path: Path, real: Path) -> None:
-    shutil.copyfile(real, path)
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
-    checkpoint(path)
-
-
-def make_foreign(path: Path, real: Path) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
-    conn.execute("INSERT INTO notes (body) VALUES ('not yours')")
-    conn.commit()
-    conn.close()
-
-
-def make_foreign_with_users_table(path: Path, real: Path) -> None:
-    """Another application's file that happens to have a `users` table, no application_id."""
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
-    conn.execute("INSERT INTO users (email) VALUES ('x@example.com')")
-    conn.commit()
-    conn.close()
-
-
-DAMAGE = {
-    "random bytes": make_random,
-    "truncated to half": make_truncated,
-    "newer schema": make_newer,
-    "another application's sqlite file": make_foreign,
-    "another application's users table": make_foreign_with_users_table,
-}
-COMMANDS = {
-    "list": ("list",),
-    "create": ("create", "new@example.com", "--name", "New", "--no-password"),
-    "db check": ("db", "check"),
-    "db upgrade": ("db", "upgrade"),
-}
-
-
-@pytest.mark.parametrize("command", list(COMMANDS))
-@pytest.mark.parametrize("damage", list(DAMAGE))
-def test_a_damaged_foreign_or_newer_file_is_exit_6_with_one_line_and_left_byte_for_byte(
-    tmp_path: Path, real_database: Path, damage: str, command: str
+def test_verify_succeeds_when_its_optional_rehash_finds_the_database_busy(
+    cli: Cli, config_path: Path, lock_holder: Storage
 ) -> None:
-    path = tmp_path / "damaged.db"
-    DAMAGE[damage](path, real_database)
-    before = sha256(path)
-    result = usermgr(*COMMANDS[command], db=path)
-    assert result.returncode == 6, result
-    line = one_line_error(result)
-    assert str(path) in line, line
-    if damage == "newer schema":
-        assert "newer" in line and "upgrade usermgr" in line, line
-    if damage.startswith("another application"):
-        assert "not a usermgr database" in line, line
-    assert sha256(path) == before
+    cli.create("ada@example.com", "Ada")
+    config_path.write_text(f"[security]\nbcrypt_rounds = 5\n\n[database]\nbusy_timeout = {BUSY_TIMEOUT}\n")
+
+    def stored_hash() -> str:
+        return cli.stored()["ada@example.com"]["password_hash"]
+
+    with lock_holder.unit_of_work(create=True):
+        assert cli.verify("ada@example.com", PASSWORD) == 0
+    assert stored_hash().startswith("$2b$04$")  # the re-hash waited
+    assert cli.verify("ada@example.com", PASSWORD) == 0
+    assert stored_hash().startswith("$2b$05$")  # and happened on the next verify
 
 
-def test_an_unwritable_database_location_is_exit_6_for_a_write_and_db_check(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("I am a regular file\n")
-    before = sha256(blocker)
-    db = blocker / "sub" / "users.db"
-    for args in (("create", "new@example.com", "--name", "New", "--no-password"), ("db", "check"), ("db", "upgrade")):
-        result = usermgr(*args, db=db)
-        assert result.returncode == 6, (args, result)
-        assert str(db) in one_line_error(result)
-    assert blocker.is_file() and sha256(blocker) == before
-def test_list_on_an_impossible_database_location_is_exit_6(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("I am a regular file\n")
-    result = usermgr("list", db=blocker / "sub" / "users.db")
-    assert result.returncode == 6, result
-    one_line_error(result)
+# --- db check ---------------------------------------------------------------------------------
 
 
-def test_db_check_is_exit_0_on_a_good_database_and_reports_what_it_holds(db_path: Path) -> None:
-    seed("create", "ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n")
-    seed("deactivate", "ada@example.com")
-    result = usermgr_ok("db", "check")
-    assert str(SCHEMA_VERSION) in result.stdout
-    assert "1 user" in result.stdout and "2 events" in result.stdout
+def test_db_check_is_exit_0_on_a_good_database_and_reports_what_it_holds(cli: Cli) -> None:
+    cli.create("ada@example.com", "Ada")
+    cli.ok("deactivate", "ada@example.com")
+
+    out = one_line(cli.ok("db", "check").stdout)
+
+    assert out.startswith("ok: ")
+    assert f"schema version {SCHEMA_VERSION}, 1 users, 2 events, 0 pending deliveries" in out
+    assert cli.events()[-1]["hash"] in out  # the audit chain's head
 
 
-def test_db_check_finds_a_damaged_page_inside_an_otherwise_readable_file(tmp_path: Path, real_database: Path) -> None:
-    path = tmp_path / "corrupt.db"
-    shutil.copyfile(real_database, path)
-    page_size = query(path, "PRAGMA page_size")[0][0]
-    pages = path.stat().st_size // page_size
-    data = bytearray(path.read_bytes())
-    victim = pages // 2  # some b-tree page in the middle of the file
-    data[victim * page_size + 8 : victim * page_size + 200] = random.Random(3).randbytes(192)
-    path.write_bytes(bytes(data))
-    before = sha256(path)
-    result = usermgr("db", "check", db=path)
-    assert result.returncode == 6, result
-    one_line_error(result)
-    assert sha256(path) == before
+@pytest.mark.usefixtures("nothing_yet")
+def test_db_check_without_a_database_is_exit_6(cli: Cli) -> None:
+    result = cli("db", "check")
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    one_line(result.stderr)
 
 
-def test_db_check_without_a_database_is_exit_6_and_creates_nothing(db_path: Path) -> None:
-    result = usermgr("db", "check")
-    assert result.returncode == 6, result
-    one_line_error(result)
-    assert not db_path.exists()
+# --- db backup ----------------------------------------------------------------------------------
 
 
-# --- online backup -----------------------------------------------------------------------------------
+def check_backup(path: Path) -> int:
+    """A sound, private, self-contained usermgr SQLite file, whatever the engine backed
+    up; returns its user count."""
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert not Path(f"{path}-wal").exists() or os.stat(f"{path}-wal").st_size == 0
+    alone = path.with_name(path.name + ".alone")
+    shutil.copyfile(path, alone)  # the file by itself, without any side files
+    conn = sqlite3.connect(f"file:{alone}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        events = conn.execute("SELECT count(*) FROM events WHERE type = 'UserCreated'").fetchone()[0]
+    finally:
+        conn.close()
+        alone.unlink()
+    assert events == users  # each user with its event: a consistent snapshot
+    return users
+
 
 BATCH = 25
 WRITER = textwrap.dedent(
@@ -485,46 +316,23 @@ WRITER = textwrap.dedent(
 )
 
 
-def check_backup(path: Path) -> int:
-    """A sound, private, self-contained usermgr database; returns its user count."""
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert not Path(f"{path}-wal").exists() or os.stat(f"{path}-wal").st_size == 0
-    alone = path.with_name(path.name + ".alone")
-    shutil.copyfile(path, alone)  # the file by itself, without any side files
-    conn = read_only(alone)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
-        events = conn.execute("SELECT count(*) FROM events WHERE type = 'UserCreated'").fetchone()[0]
-    finally:
-        conn.close()
-        alone.unlink()
-    assert events == users  # each user with its event: a consistent snapshot
-    return users
-
-
 @pytest.mark.slow
-def test_db_backup_while_a_writer_runs_is_consistent_private_and_refuses_to_overwrite(
-    tmp_path: Path, db_path: Path
-) -> None:
-    seed("create", "seed@example.com", "--name", "Seed", "--no-password")
+def test_db_backup_while_a_writer_runs_is_a_consistent_private_copy(tmp_path: Path, cli: Cli) -> None:
+    cli.create("seed@example.com", "Seed", password=None)
     stop = tmp_path / "stop"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, USERMGR, str(stop)], stderr=subprocess.PIPE, text=True)
     old_umask = os.umask(0o022)
     try:
         deadline = time.monotonic() + 30
-        while query(db_path, "SELECT count(*) FROM users")[0][0] < 1 + BATCH and time.monotonic() < deadline:
+        while cli.listing()["total"] < 1 + BATCH and time.monotonic() < deadline:
             time.sleep(0.05)
         counts = []
         for name in ("first.db", "second.db", "third.db"):
             target = tmp_path / "backups" / name
             target.parent.mkdir(exist_ok=True)
-            result = usermgr("db", "backup", str(target))
-            assert result.returncode == 0, result
+            cli.ok("db", "backup", str(target))
             counts.append(check_backup(target))
-            time.sleep(0.3)
+            time.sleep(0.2)
         assert writer.poll() is None, "the writer stopped before the backups were taken"
     finally:
         stop.touch()
@@ -535,113 +343,31 @@ def test_db_backup_while_a_writer_runs_is_consistent_private_and_refuses_to_over
     assert all((count - 1) % BATCH == 0 and count > 1 for count in counts), counts
     assert counts == sorted(counts)
 
-    existing = tmp_path / "backups" / "first.db"
-    before = sha256(existing)
-    refused = usermgr("db", "backup", str(existing))
-    assert refused.returncode == 2, refused
-    assert "--force" in one_line_error(refused)
-    assert sha256(existing) == before
 
-    forced = usermgr("db", "backup", str(existing), "--force")
-    assert forced.returncode == 0, forced
-    assert check_backup(existing) == query(db_path, "SELECT count(*) FROM users")[0][0]
-    assert sha256(existing) != before
-
-
-def test_db_backup_with_force_replaces_a_world_readable_file_with_a_private_copy(tmp_path: Path, db_path: Path) -> None:
-    seed("create", "ada@example.com", "--name", "Ada", "--password-stdin", input=PASSWORD + "\n")
+def test_db_backup_refuses_an_existing_file_and_replaces_it_with_a_private_copy_with_force(tmp_path: Path, cli: Cli) -> None:
+    cli.create("ada@example.com", "Ada")
     target = tmp_path / "backup.db"
     target.write_text("old junk")
     os.chmod(target, 0o644)
-    assert usermgr("db", "backup", str(target)).returncode == 2
+
+    refused = cli("db", "backup", str(target))
+    assert refused.exit_code == 2
+    assert "--force" in one_line(refused.stderr)
     assert target.read_text() == "old junk"
-    usermgr_ok("db", "backup", str(target), "--force")
+
+    cli.ok("db", "backup", str(target), "--force")
     assert check_backup(target) == 1
-    restored = usermgr("verify", "ada@example.com", "--password-stdin", db=target, input=PASSWORD + "\n")
-    assert restored.returncode == 0, restored
-    assert not list(tmp_path.glob(".backup.db.*"))  # no temporary file left behind
+    assert cli("--db", str(target), "verify", "ada@example.com", "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    assert cli.json("--db", str(target), "show", "ada@example.com", "--json") == cli.json("show", "ada@example.com", "--json")
+    assert sorted(p.name for p in tmp_path.glob(".backup.db*")) == []  # no temporary file left behind
 
 
-def test_db_backup_onto_the_database_itself_is_refused_and_changes_nothing(db_path: Path) -> None:
-    seed("create", "ada@example.com", "--name", "Ada", "--no-password")
-    checkpoint(db_path)
-    before = user_rows(db_path)
-    result = usermgr("db", "backup", str(db_path), "--force")
-    assert result.returncode == 2, result
-    one_line_error(result)
-    assert user_rows(db_path) == before
-    assert usermgr("db", "check").returncode == 0
-
-
-# --- migrations ------------------------------------------------------------------------------------
-
-V1_COLUMNS = "id, email, email_key, name, role, is_active, password_hash, created_at, updated_at"
-OLD_USER = ("5f0c7a52-2f5e-4e8a-9a43-2b8f6f1f0a11", "Old.Timer@example.com", "old.timer@example.com",
-            "Old Timer", "admin", 1, None, "2024-05-06T07:08:09.000000Z", None)
-
-
-def make_version_1(path: Path) -> None:
-    """The core's schema, as a database written by the first release would be."""
-    conn = sqlite3.connect(path)
-    for statement in sqlite_migration(1):
-        conn.execute(statement)
-    conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", OLD_USER)
-    conn.execute("PRAGMA user_version = 1")
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.commit()
-    conn.close()
-
-
-def tables(db: Path) -> set[str]:
-    return {r[0] for r in query(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def test_any_command_migrates_a_version_1_database_first_and_keeps_its_users(db_path: Path) -> None:
-    make_version_1(db_path)
-    result = usermgr_ok("list", "--format", "json")
-    items = json.loads(result.stdout)["items"]
-    assert [(u["id"], u["email"], u["name"], u["role"], u["is_active"], u["created_at"]) for u in items] == [
-        (OLD_USER[0], OLD_USER[1], OLD_USER[3], OLD_USER[4], True, OLD_USER[7])
-    ]
-    assert query(db_path, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
-    assert query(db_path, "PRAGMA application_id")[0][0] == APPLICATION_ID
-    assert {"users", "events"} <= tables(db_path)
-    assert query(db_path, f"SELECT {V1_COLUMNS} FROM users") == [OLD_USER]
-    # Version 3 keeps a case-folded copy of each name for search, filled in by the migration.
-    assert query(db_path, "SELECT name_key FROM users") == [("old timer",)]
-    assert usermgr("db", "check").returncode == 0
-
-
-def test_a_write_on_a_version_1_database_migrates_and_records_its_event(db_path: Path) -> None:
-    make_version_1(db_path)
-    usermgr_ok("deactivate", "old.timer@example.com")
-    assert query(db_path, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
-    assert query(db_path, "SELECT type, user_id FROM events") == [("UserDeactivated", OLD_USER[0])]
-
-
-def test_db_upgrade_reports_the_upgrade_then_that_it_is_up_to_date(db_path: Path) -> None:
-    make_version_1(db_path)
-    first = usermgr_ok("db", "upgrade")
-    assert "1" in first.stdout and str(SCHEMA_VERSION) in first.stdout
-    assert "upgrade" in first.stdout.lower()
-    assert query(db_path, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
-    assert "events" in tables(db_path)
-    second = usermgr_ok("db", "upgrade")
-    assert second.stdout != first.stdout
-    assert str(SCHEMA_VERSION) in second.stdout
-    assert query(db_path, f"SELECT {V1_COLUMNS} FROM users") == [OLD_USER]
-
-
-def test_a_migration_that_cannot_take_the_lock_is_exit_6_and_leaves_version_1(db_path: Path, busy_config: Path) -> None:
-    make_version_1(db_path)
-    holder = sqlite3.connect(db_path, isolation_level=None, timeout=0)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
-        result = usermgr("db", "upgrade")
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    assert result.returncode == 6, result
-    one_line_error(result)
-    assert query(db_path, "PRAGMA user_version")[0][0] == 1
-    assert tables(db_path) == {"users"}
+def test_db_backup_into_a_directory_is_exit_2_even_with_force(tmp_path: Path, cli: Cli) -> None:
+    cli.create("ada@example.com", "Ada")
+    target = tmp_path / "backups"
+    target.mkdir()
+    for extra in ([], ["--force"]):
+        result = cli("db", "backup", str(target), *extra)
+        assert result.exit_code == 2, (extra, result.stderr)
+        one_line(result.stderr)
+    assert list(target.iterdir()) == []

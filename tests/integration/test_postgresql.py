@@ -25,7 +25,7 @@ import psycopg2
 import pytest
 
 from tests import postgresql
-from tests.conftest import PASSWORD, USERMGR, run_usermgr
+from tests.helpers import PASSWORD, USERMGR, run_usermgr
 from usermgr.infrastructure.storage.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.postgresql

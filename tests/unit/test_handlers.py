@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.fakes import FakeHasher, FakeUnitOfWork
 from usermgr.application import commands, queries
 from usermgr.application.handlers import Created

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.fakes import FakeHasher, FakeStorage, FakeUnitOfWork, FixedClock
 from usermgr.application.commands import CreateUser
 from usermgr.application.importing import ImportSummary, ImportUsers, Record

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.fakes import FakeHasher, FakeStorage, FakeUnitOfWork, FixedClock
 from usermgr.application import commands
 from usermgr.application.bus import MessageBus as Services

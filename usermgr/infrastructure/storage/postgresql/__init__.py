@@ -22,8 +22,10 @@ class PostgresDialect(Dialect):
     newline = "chr(10)"
 
     def json_line(self, columns: Sequence[str]) -> str:
-        pairs = ", ".join(f"'{c}', {c}" for c in columns)
-        return f"json_build_object({pairs})::text"
+        # Written out rather than json_build_object, whose ' : ' and ', ' would make an
+        # export from PostgreSQL differ from one from SQLite by its spaces.
+        parts = [f"'{'{' if i == 0 else ','}\"{c}\":' || coalesce(to_json({c})::text, 'null')" for i, c in enumerate(columns)]
+        return "(" + " || ".join(parts) + " || '}')"
 
     @staticmethod
     def position(text: str, needle: str) -> str:

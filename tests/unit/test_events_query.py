@@ -1,5 +1,6 @@
-"""`--since` parsing (usermgr.domain.values.parse_since) and the checks `events` makes
-on its options before it reads anything."""
+"""`--since` parsing (usermgr.domain.values.parse_since) and the checks the events query
+makes on its options before it reads anything, through the composition root with fakes.
+(The same checks through the CLI are in tests/e2e/test_cli_events.py.)"""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from usermgr.application import queries
 from usermgr.application.bus import MessageBus as Services
-from usermgr.cli import app
 from usermgr.domain.events import EVENT_TYPES
 from usermgr.domain.values import format_timestamp, parse_since
 from usermgr.errors import InvalidInput
@@ -180,39 +179,3 @@ def test_list_events_accepts_every_event_type_of_the_contract(services: Services
     for event_type in EVENT_TYPES:
         # No database yet: a valid query finds nothing rather than failing.
         assert services.handle(queries.ListEvents(user=None, type=event_type, since="1d", limit=1)) == []
-
-
-# --- the same checks through the CLI -------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["events", "--type", "UserExploded"],
-        ["events", "--type", "usercreated"],
-        ["events", "--limit", "0"],
-        ["events", "--limit", "-3"],
-        ["events", "--since", "tomorrow"],
-        ["events", "--since", "7days"],
-    ],
-)
-def test_events_with_a_bad_option_exits_2_with_one_line_on_stderr(runner: CliRunner, args: list[str]) -> None:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("usermgr: ")
-    assert "Traceback" not in result.stderr
-
-
-def test_events_with_a_bad_type_lists_the_valid_ones(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["events", "--type", "Nope"])
-    assert result.exit_code == 2
-    for event_type in EVENT_TYPES:
-        assert event_type in result.stderr
-
-
-def test_events_with_a_limit_below_one_does_not_create_a_database(runner: CliRunner, db_path) -> None:
-    result = runner.invoke(app, ["events", "--limit", "0"])
-    assert result.exit_code == 2
-    assert not db_path.exists()
