@@ -98,7 +98,9 @@ class SqliteAdmin:
     def upgrade(self) -> Upgrade:
         db, created = connect.create_or_open(self._path, self._busy_timeout, self._context)
         try:
-            before = connect.migrate(db, self._context)
+            # Up to date: nothing to lock for (as on PostgreSQL), however busy the writers.
+            version = connect.schema_version(db)
+            before = connect.migrate(db, self._context) if version < schema.SCHEMA_VERSION else version
         finally:
             db.close()
         return Upgrade(before=0 if created else before, after=schema.SCHEMA_VERSION, created=created or before == 0)

@@ -185,6 +185,10 @@ def _state(db: SqliteDatabase) -> State:
     return State(application_id[0], version[0], count[0] == 0)
 
 
+def schema_version(db: SqliteDatabase) -> int:
+    return _state(db).version
+
+
 def _check_ours(state: State, path: Path) -> None:
     if state.application_id != APPLICATION_ID and not (state.application_id == 0 and state.empty):
         raise StorageUnavailable(f"{shown(path)} is not a usermgr database; it was left untouched")
