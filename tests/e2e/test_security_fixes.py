@@ -27,7 +27,6 @@ from typing import Any
 
 import bcrypt
 import pytest
-from typer.testing import CliRunner
 
 from tests.helpers import PASSWORD, USERMGR, invoke_app, run_usermgr
 from tests.helpers import sqlite_migration
