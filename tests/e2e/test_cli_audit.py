@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.helpers import USERMGR, invoke_app, run_usermgr
+from tests.helpers import USERMGR, invoke_app, raw_sql, run_usermgr
 
 RUNNER = CliRunner()
 ALL = ("--limit", "1000000")
@@ -57,23 +57,7 @@ def ok(db: str, *args: str, input: str | None = None) -> Result:
 
 
 def sql(db: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """One statement (`?` placeholders) committed on its own, on either engine."""
-    if db.startswith("postgresql"):
-        import psycopg2
-
-        conn = psycopg2.connect(db)
-        try:
-            with conn, conn.cursor() as cursor:
-                cursor.execute(statement.replace("?", "%s"), params)
-                return cursor.fetchall() if cursor.description else []
-        finally:
-            conn.close()
-    conn = sqlite3.connect(db)
-    try:
-        with conn:
-            return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
+    return raw_sql(statement, params, location=db)
 
 
 def jsonl(db: str) -> str:

@@ -12,8 +12,7 @@ import bcrypt
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.helpers import PASSWORD, invoke_app, run_usermgr
-from tests.e2e.test_cli_audit import sql
+from tests.helpers import PASSWORD, invoke_app, raw_sql, run_usermgr
 
 RUNNER = CliRunner()
 ROUNDS = 5  # the configured cost: cost 4 is weaker, 6 is not
@@ -79,7 +78,7 @@ def mixed(db_url: str, config: str, tmp_path: Path) -> str:
     )
     ok(db_url, config, "create", "none2@example.com", "--name", "None 2", "--no-password")
     for email, bad in (("bad1@example.com", MALFORMED[0]), ("bad2@example.com", MALFORMED[1])):
-        sql(db_url, "UPDATE users SET password_hash = ? WHERE email = ?", (bad, email))
+        raw_sql("UPDATE users SET password_hash = ? WHERE email = ?", (bad, email), location=db_url)
     return db_url
 
 
@@ -124,7 +123,7 @@ def test_the_table_gives_the_same_counts(mixed: str, config: str) -> None:
 
 @pytest.mark.parametrize("args", [[], ["--check"], ["--format", "json"], ["--format", "json", "--check"], ["--format", "table"]])
 def test_no_output_of_any_format_holds_a_hash(mixed: str, config: str, args: list[str]) -> None:
-    stored = [h for (h,) in sql(mixed, "SELECT password_hash FROM users") if h]
+    stored = [h for (h,) in raw_sql("SELECT password_hash FROM users", location=mixed) if h]
     assert len(stored) == 8
     result = run_usermgr("--db", mixed, "--config", config, "hashes", *args)
     assert result.returncode == (8 if "--check" in args else 0), result.stderr
@@ -164,7 +163,7 @@ def test_check_exits_8_for_each_kind_of_trouble_alone(
     healthy = [("ok5@example.com", bcrypt_hash(5)), ("ok6@example.com", bcrypt_hash(6))]
     import_users(db_url, config, tmp_path, healthy + [(e, bcrypt_hash(c) if c else "") for e, c in users])
     for email in malformed:
-        sql(db_url, "UPDATE users SET password_hash = ? WHERE email = ?", (MALFORMED[2], email))
+        raw_sql("UPDATE users SET password_hash = ? WHERE email = ?", (MALFORMED[2], email), location=db_url)
     assert ok(db_url, config, "hashes").stderr == ""  # without --check, a report is no failure
     result = um(db_url, config, "hashes", "--check")
     assert result.exit_code == 8
