@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -82,7 +83,7 @@ SELECT gen_random_uuid()::text, 'bulk' || i || '@example.com', 'bulk' || i || '@
                  || lpad((i * 7919 %% 1000000)::text, 6, '0') || 'Z'
        END
 FROM (SELECT i, CASE WHEN i %% {MATCH_EVERY} = {MATCH_EVERY // 2} THEN 'Quuxley Bulk ' || i ELSE 'Bulk User ' || i END
-      FROM generate_series(0, %(count)s - 1) AS i) AS n (i, name)
+      FROM generate_series(0::bigint, %(count)s - 1) AS i) AS n (i, name)
 """
 DJANGO_HASH = "bcrypt_sha256$" + FIXED_HASH
 SQLITE_DJANGO_USERS = f"""
@@ -269,15 +270,18 @@ def fill_postgresql(url: str, statement: str, count: int, password_hash: str, ta
     import psycopg2
 
     conn = psycopg2.connect(url)
-    with conn, conn.cursor() as cursor:
-        cursor.execute("SET maintenance_work_mem = '256MB'")
-        cursor.execute(statement, {"count": count, "hash": password_hash})
-    # A vacuumed table, as autovacuum leaves it soon after: else it would start in the
-    # middle of the measurements, and count(*) could not use an index-only scan.
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {table}")
-    conn.close()
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute(statement, {"count": count, "hash": password_hash})
+        # A vacuumed table, as autovacuum leaves it soon after: else it would start in
+        # the middle of the measurements, and count(*) could not use an index-only scan.
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    except psycopg2.Error as error:
+        raise Failed(f"filling {table} on PostgreSQL failed: {str(error).strip()}") from None
+    finally:
+        conn.close()
 
 
 class Databases:
@@ -505,7 +509,7 @@ def measure_engine(engine: Engine, users: int, runs: int, import_users: int, has
 
     import_runs = max(3, runs // 4)
     log(f"{engine.name}: up to {import_runs} pre-hashed imports of {import_users:,} users")
-    rows.append(prehashed_imports(engine, env, um, work, "imp", import_users, import_runs,
+    rows.append(prehashed_imports(engine, env, um, work, log, "imp", import_users, import_runs,
                                   f"pre-hashed `import` of {import_users:,} users into {users:,}"))
 
     log(f"{engine.name}: plain-password imports of {hash_users} users at cost 12, next to one hash")
@@ -529,22 +533,29 @@ def measure_engine(engine: Engine, users: int, runs: int, import_users: int, has
     return rows
 
 
-def prehashed_imports(engine: Engine, env: dict[str, str], um: str, work: Path, prefix: str, count: int,
+def prehashed_imports(engine: Engine, env: dict[str, str], um: str, work: Path, log: Log, prefix: str, count: int,
                       runs: int, label: str) -> Row:
     """Rows per second of `import` of pre-hashed users with new emails (median of the
     runs), and the peak RSS. A run slower than ONE_RUN_ENOUGH is not repeated, one past
-    IMPORT_LIMIT is stopped, so a slow engine cannot stretch the benchmark for hours."""
+    IMPORT_LIMIT is stopped, so a slow engine cannot stretch the benchmark for hours; a
+    failed run is shown in the table (and its stderr in the log) and the others go on."""
     done: list[Usage] = []
-    stopped = False
+    ended = ""
     path = work / "import.csv"
     for n in range(runs):
         with path.open("w") as f:
             f.write("email,name,password_hash\n")
             f.writelines(f"{prefix}{n}-{i}@example.com,Imported User {i},{FIXED_HASH}\n" for i in range(count))
+        start = time.perf_counter()
         try:
             done.append(timed_usage([um, "import", str(path)], env, work / "usage", timeout=IMPORT_LIMIT))
         except TimedOut:
-            stopped = True
+            ended = f"stopped after {IMPORT_LIMIT} s"
+            break
+        except Failed as failure:
+            log(f"{engine.name}: {failure}")
+            code = re.search(r"exited (-?\d+)", str(failure))
+            ended = f"failed after {time.perf_counter() - start:.0f} s (exit {code.group(1) if code else '?'})"
             break
         finally:
             path.unlink()
@@ -553,11 +564,11 @@ def prehashed_imports(engine: Engine, env: dict[str, str], um: str, work: Path, 
     goal = 50_000 if engine.name == "SQLite" else None
     if done:
         rate = count / statistics.median(usage.seconds for usage in done)
-        runs_text = f"{len(done)} run{'s' if len(done) > 1 else ''}" + (", the next one stopped" if stopped else "")
+        runs_text = f"{len(done)} run{'s' if len(done) > 1 else ''}" + (f"; the next {ended}" if ended else "")
         value = f"{rate:,.0f} rows/s, {max(u.peak_kib for u in done) / 1024:.0f} MiB peak ({runs_text})"
     else:
         rate = 0.0
-        value = f"< {count / IMPORT_LIMIT:,.0f} rows/s (stopped after {IMPORT_LIMIT} s)"
+        value = f"< {count / IMPORT_LIMIT:,.0f} rows/s ({ended})" if ended.startswith("stopped") else ended
     return Row(engine.name, f"{label}: rows/s, peak RSS", value, "", None,
                f"≥ {goal:,} rows/s" if goal else "(report)", rate >= goal if goal else None)
 
@@ -565,7 +576,7 @@ def prehashed_imports(engine: Engine, env: dict[str, str], um: str, work: Path, 
 def full_import(engine: Engine, count: int, um: str, work: Path, log: Log) -> Row:
     log(f"{engine.name}: pre-hashed import of {count:,} users into an empty database")
     env = {**engine.usermgr, "USERMGR_DB": engine.fresh("full")}
-    return prehashed_imports(engine, env, um, work, "full", count, 1,
+    return prehashed_imports(engine, env, um, work, log, "full", count, 1,
                              f"pre-hashed `import` of {count:,} users into an empty database")
 
 
