@@ -1,9 +1,10 @@
 """usermgr next to its peers on the same data, on SQLite and PostgreSQL, in one run:
 issue 12's figures, each with its ratio and its goal. Not a test: run it and read the table.
 
-    python3 benchmarks/peers.py                 # 1,000,000 users, about 20 minutes on 2 cores
-    python3 benchmarks/peers.py --quick         # 100,000 users, fewer runs, about 5 minutes
-    python3 benchmarks/peers.py --full          # also import 1,000,000 pre-hashed users into an empty database
+    python3 benchmarks/peers.py                 # 1,000,000 users, about 6 minutes on 2 cores
+    python3 benchmarks/peers.py --quick         # 100,000 users, fewer runs, about 3.5 minutes
+    python3 benchmarks/peers.py --full          # also import 1,000,000 pre-hashed users into an empty
+                                                # database (each engine's import stops at 10 minutes)
     python3 benchmarks/peers.py --postgresql postgresql://u@host/emptydb
 
 Any python3 (3.11+) runs it. It installs this checkout into a fresh venv with pip (as
