@@ -72,6 +72,11 @@ class Database(abc.ABC):
         found = self.rows(statement, params)
         return found[0] if found else None
 
+    def count(self, table: str) -> int:
+        """How many rows one of usermgr's own tables has."""
+        found = self.one(f"SELECT count(*) FROM {table}")
+        return found[0] if found else 0
+
     def stream(self, statement: str, params: Sequence[Any] = (), size: int = 2000) -> Iterator[Row]:
         """Rows one batch at a time, in constant memory."""
         with self.errors():

@@ -48,10 +48,6 @@ class PostgresAdmin:
             if constraint is None:
                 raise StorageUnavailable(f"{db.location}: the unique email constraint users_email_key is missing")
 
-            def count(table: str) -> int:
-                row = db.one(f"SELECT count(*) FROM {table}")
-                return row[0] if row else 0
-
             indexed = db.one("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
                              " AND indexname IN ('users_name_trgm', 'users_email_trgm')")
             notes: tuple[str, ...] = ()
@@ -66,9 +62,9 @@ class PostgresAdmin:
             return StorageReport(
                 location=db.location,
                 schema_version=found.version,
-                users=count("users"),
-                events=count("events"),
-                pending_deliveries=count("deliveries"),
+                users=db.count("users"),
+                events=db.count("events"),
+                pending_deliveries=db.count("deliveries"),
                 notes=notes,
             )
         finally:

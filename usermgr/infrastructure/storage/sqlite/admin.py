@@ -64,18 +64,14 @@ class SqliteAdmin:
             if orphans:
                 raise StorageUnavailable(f"{shown(self._path)} has {len(orphans)} rows with a broken foreign key")
 
-            def count(table: str) -> int:
-                found = db.one(f"SELECT count(*) FROM {table}")
-                return found[0] if found else 0
-
             notes = self._check_search_index(db)
             version = db.one("PRAGMA user_version")
             return StorageReport(
                 location=db.location,
                 schema_version=version[0] if version else 0,
-                users=count("users"),
-                events=count("events"),
-                pending_deliveries=count("deliveries"),
+                users=db.count("users"),
+                events=db.count("events"),
+                pending_deliveries=db.count("deliveries"),
                 notes=notes,
             )
         finally:
