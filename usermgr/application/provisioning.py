@@ -155,7 +155,9 @@ def apply_users(
         return Plan(plan(rows, current, prune=cmd.prune, password_differs=checks), applied=False)
     # Hash outside the lock the passwords the plan will most likely need.
     early = plan(rows, current, prune=cmd.prune, password_differs=checks)
-    hash_passwords([c.row for c in early if c.row is not None and c.action in ("create", "passwd")], hasher, progress)
+    needed = [c.row for c in early if c.row is not None and c.action in ("create", "passwd")]
+    del early, current  # the plan under the lock reads the users again: hold one copy at a time
+    hash_passwords(needed, hasher, progress)
     with uow:
         # The plan that is carried out is computed here, under the write lock.
         changes = plan(rows, uow.users.current(), prune=cmd.prune, password_differs=checks)

@@ -168,18 +168,21 @@ class SqlUnitOfWork(UnitOfWork):
         self.users.write_changes()
         if events:
             head = db.one("SELECT hash FROM events ORDER BY seq DESC LIMIT 1")
-            records = [self._record(event) for event in events]
-            hashes = extend_chain(records, head[0] if head and head[0] else GENESIS)
-            for batch in _chunks(list(zip(events, records, hashes)), BATCH):
+            prev = head[0] if head and head[0] else GENESIS
+            # A batch of records at a time: a large apply holds one batch, not every event twice.
+            for batch in _chunks(events, BATCH):
+                records = [self._record(event) for event in batch]
+                hashes = list(extend_chain(records, prev))
+                prev = hashes[-1]
                 db.insert_many(
                     "events",
                     EVENT_COLUMNS,
                     [
                         (r["id"], r["type"], r["user_id"], email_key(e.email), r["occurred_at"], r["actor"], r["data_text"], h)
-                        for e, r, h in batch
+                        for e, r, h in zip(batch, records, hashes)
                     ],
                 )
-                deliveries = [(e.id, hook.name) for e, _, _ in batch for hook in self._hooks if hook.matches(e.type)]
+                deliveries = [(e.id, hook.name) for e in batch for hook in self._hooks if hook.matches(e.type)]
                 if deliveries:
                     db.insert_many("deliveries", ("event_id", "hook"), deliveries)
 
