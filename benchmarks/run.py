@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -112,6 +113,13 @@ def main() -> None:
     export_users = 100_000 if opts.quick else 1_000_000
 
     work = Path(tempfile.mkdtemp(prefix="usermgr-bench-"))
+    try:
+        measure(opts, runs, users, events, export_users, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(opts: argparse.Namespace, runs: int, users: int, events: int, export_users: int, work: Path) -> None:
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin/pip"), "install", "-q", str(ROOT)], check=True)
@@ -188,7 +196,6 @@ def main() -> None:
             f.write(f"plain{i}@example.com,Plain {i},password number {i:06d}\n")
     seconds, kib = timed_peak(f"{um} --db {work / 'plain.db'} import {plain} >/dev/null", env)
     rows.append((f"usermgr import {n} users with plain passwords (cost 12)", f"{seconds:.1f} s"))
-
 
 
 if __name__ == "__main__":
