@@ -10,6 +10,7 @@ import json
 import os
 import re
 import select
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -200,6 +201,13 @@ def usermgr_fails(
     return result
 
 
+def default_sigint() -> None:
+    """In a child before exec: Ctrl-C and SIGINT back to their default. A suite started
+    in the background of a script (`.ci/run &`) inherits SIGINT ignored, and so would
+    usermgr, as the shell intends for background jobs; a test of Ctrl-C needs it live."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """The installed usermgr with stdin, stdout and stderr on a pseudo-terminal."""
 
@@ -208,6 +216,7 @@ class Terminal:
 
         def controlling_terminal() -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            default_sigint()
 
         self.process = subprocess.Popen(
             [USERMGR, *args],

@@ -28,7 +28,7 @@ from typing import Any
 import bcrypt
 import pytest
 
-from tests.helpers import PASSWORD, USERMGR, invoke_app, run_usermgr
+from tests.helpers import PASSWORD, USERMGR, default_sigint, invoke_app, run_usermgr
 from tests.helpers import sqlite_migration
 from usermgr.infrastructure.storage.sqlite.connect import APPLICATION_ID
 
@@ -459,6 +459,7 @@ def test_ctrl_c_during_a_hook_is_exit_130_saying_the_change_is_committed_and_lea
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     hook_pid = None
     try:
