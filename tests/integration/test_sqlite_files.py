@@ -122,12 +122,20 @@ def test_a_sqlite_url_names_the_database_file(cli: Cli, tmp_path: Path) -> None:
     assert sqlite_query(path, "SELECT email FROM users") == [("ada@example.com",)]
 
 
-def test_an_existing_empty_file_keeps_its_mode_and_create_warns_that_others_can_read_it(cli: Cli, db_path: Path) -> None:
+def test_an_existing_empty_file_others_may_read_is_refused_and_left_as_it_was(cli: Cli, db_path: Path) -> None:
     db_path.touch()
     os.chmod(db_path, 0o644)
-    result = cli.ok("create", "ada@example.com", "--name", "Ada", "--no-password")
-    assert os.stat(db_path).st_mode & 0o777 == 0o644
-    assert "readable by others" in result.stderr and "chmod 600" in result.stderr
+    result = cli("create", "ada@example.com", "--name", "Ada", "--no-password")
+    assert result.exit_code == 6, result.output
+    assert "others may read (mode 0644)" in result.stderr and "chmod 600" in result.stderr
+    assert os.stat(db_path).st_mode & 0o777 == 0o644 and db_path.stat().st_size == 0
+
+
+def test_an_existing_empty_private_file_becomes_the_database_and_keeps_its_mode(cli: Cli, db_path: Path) -> None:
+    db_path.touch()
+    os.chmod(db_path, 0o600)
+    cli.ok("create", "ada@example.com", "--name", "Ada", "--no-password")
+    assert os.stat(db_path).st_mode & 0o777 == 0o600
     assert cli.json("show", "ada@example.com", "--json")["email"] == "ada@example.com"
 
 

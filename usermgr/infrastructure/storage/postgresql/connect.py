@@ -14,8 +14,8 @@ from typing import Any
 import psycopg2
 
 from usermgr.errors import StorageUnavailable
-from usermgr.infrastructure.storage import schema, without_password
-from usermgr.infrastructure.storage.postgresql.errors import PostgresDatabase, connection_error, passwords_in
+from usermgr.infrastructure.storage import schema, url_secrets, without_password
+from usermgr.infrastructure.storage.postgresql.errors import PostgresDatabase, connection_error
 
 APPLICATION = "usermgr"
 DEFAULT_CONNECT_TIMEOUT = 10  # seconds; libpq's own default waits as long as TCP does
@@ -27,11 +27,12 @@ class State:
     marked: bool
     version: int
     foreign: list[str]  # tables with our names but not our mark
+    trigger: str | None = None  # usermgr makes none: one is someone else's code on our tables
 
 
 def connect(url: str, lock_timeout: float) -> PostgresDatabase:
     location = without_password(url)
-    secrets = passwords_in(url)
+    secrets = url_secrets(url)
     options: dict[str, Any] = {"application_name": APPLICATION}
     if "connect_timeout" not in url and "PGCONNECT_TIMEOUT" not in os.environ:
         options["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
@@ -52,10 +53,16 @@ def state(db: PostgresDatabase) -> State:
     names = {name for (name,) in found}
     if "usermgr_schema" not in names:
         return State(False, 0, sorted(names & set(OUR_TABLES)))
-    row = db.one("SELECT version FROM usermgr_schema WHERE application = ?", (APPLICATION,))
+    row = db.one(
+        "SELECT version, (SELECT min(t.tgname) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal"
+        " AND c.relname IN ('usermgr_schema', 'users', 'events', 'deliveries'))"
+        " FROM usermgr_schema WHERE application = ?",
+        (APPLICATION,),
+    )
     if row is None:
         return State(False, 0, ["usermgr_schema"])
-    return State(True, row[0], [])
+    return State(True, row[0], [], row[1])
 
 
 def check_ours(found: State, location: str) -> None:
@@ -68,6 +75,13 @@ def check_ours(found: State, location: str) -> None:
         raise StorageUnavailable(
             f"{location} has usermgr schema version {found.version}, newer than this usermgr knows"
             f" ({schema.SCHEMA_VERSION}): upgrade usermgr"
+        )
+    if found.trigger is not None:
+        # A trigger would run inside usermgr's own writes (e.g. copying a new password
+        # hash into a name that every list prints): refuse the tables until it is dropped.
+        raise StorageUnavailable(
+            f"{location} has a trigger usermgr did not create ({found.trigger}) on its tables, so its schema was"
+            " changed by hand; nothing was done: inspect it, then DROP TRIGGER it"
         )
 
 

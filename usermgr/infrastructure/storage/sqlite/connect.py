@@ -10,7 +10,6 @@ import os
 import secrets
 import sqlite3
 import stat
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -171,18 +170,19 @@ def _create(path: Path, busy_timeout: float, context: schema.Context) -> bool:
 
 
 class State:
-    def __init__(self, application_id: int, version: int, empty: bool) -> None:
+    def __init__(self, application_id: int, version: int, empty: bool, trigger: str | None) -> None:
         self.application_id = application_id
         self.version = version
         self.empty = empty
+        self.trigger = trigger  # usermgr makes none: one is someone else's code in the file
 
 
 def _state(db: SqliteDatabase) -> State:
     application_id = db.one("PRAGMA application_id")
     version = db.one("PRAGMA user_version")
-    count = db.one("SELECT count(*) FROM sqlite_master")
-    assert application_id is not None and version is not None and count is not None
-    return State(application_id[0], version[0], count[0] == 0)
+    found = db.one("SELECT count(*), min(CASE WHEN type = 'trigger' THEN name END) FROM sqlite_master")
+    assert application_id is not None and version is not None and found is not None
+    return State(application_id[0], version[0], found[0] == 0, found[1])
 
 
 def schema_version(db: SqliteDatabase) -> int:
@@ -197,6 +197,13 @@ def _check_ours(state: State, path: Path) -> None:
             f"{shown(path)} has schema version {state.version}, newer than this usermgr knows"
             f" ({schema.SCHEMA_VERSION}): upgrade usermgr"
         )
+    if state.trigger is not None:
+        # A trigger would run inside usermgr's own writes, e.g. copying a new password hash
+        # into a name that every list then prints: refuse the file until it is removed.
+        raise StorageUnavailable(
+            f"{shown(path)} has a trigger usermgr did not create ({shown(state.trigger)}), so its schema was"
+            " changed by hand; nothing was done: inspect it with sqlite3, then DROP TRIGGER it"
+        )
 
 
 def migrate(db: SqliteDatabase, context: schema.Context) -> int:
@@ -207,7 +214,7 @@ def migrate(db: SqliteDatabase, context: schema.Context) -> int:
         state = _state(db)
         _check_ours(state, db.path)
         if state.empty:
-            _warn_if_shared(db.path)
+            _refuse_if_shared(db.path)
         schema.apply(db, state.version, context)
         db.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -221,18 +228,17 @@ def migrate(db: SqliteDatabase, context: schema.Context) -> int:
     return state.version
 
 
-def _warn_if_shared(path: Path) -> None:
+def _refuse_if_shared(path: Path) -> None:
     # An empty file someone else made (`touch users.db`) is about to hold password
-    # hashes. It is not ours to chmod: say so instead.
+    # hashes. It is not ours to chmod; if others may read it, leave it as it is.
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         return
     if mode & 0o077:
-        print(
-            f"usermgr: warning: {shown(path)} is readable by others (mode {mode:04o}) and now holds"
-            " password hashes: chmod 600 it",
-            file=sys.stderr,
+        raise StorageUnavailable(
+            f"{shown(path)} is an empty file that others may read (mode {mode:04o}), so it was left untouched:"
+            " chmod 600 it, or remove it and usermgr creates a private one"
         )
 
 

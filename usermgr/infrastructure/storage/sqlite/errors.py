@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from collections.abc import Sequence
@@ -9,6 +10,9 @@ from typing import Any
 
 from usermgr.errors import EmailTaken, StorageUnavailable, UsermgrError, shown
 from usermgr.infrastructure.storage.sql import Database
+
+
+_UNDECODABLE = re.compile(r"Could not decode to UTF-8 column '(.*?)' with text")
 
 
 def translate(error: BaseException, path: Path) -> UsermgrError | None:
@@ -29,6 +33,11 @@ def translate(error: BaseException, path: Path) -> UsermgrError | None:
         return StorageUnavailable(f"database {where} is read-only here: {error}")
     if name.startswith("SQLITE_CANTOPEN"):
         return StorageUnavailable(f"cannot open database {where}: check the path and its permissions")
+    undecodable = _UNDECODABLE.match(str(error))
+    if undecodable:  # Python's sqlite3 quotes the value, which may be a password hash: never show it
+        return StorageUnavailable(
+            f"database {where} has text that is not UTF-8 in column {shown(undecodable[1])}: it was edited by hand"
+        )
     return StorageUnavailable(f"database {where} is unavailable: {error}")
 
 
