@@ -7,7 +7,8 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+import re
+from urllib.parse import unquote
 
 from usermgr.application.ports import DeliveryLog, EventViews, Hook, StorageAdmin, UnitOfWork, UserViews
 from usermgr.errors import InvalidInput, shown
@@ -30,20 +31,34 @@ class Location:
         return without_password(self.url or "")
 
 
+def url_secrets(url: str) -> list[str]:
+    """Every string of a URL that may be (part of) a password, longest first, to scrub
+    from any message. A password with an unencoded '/', '?', '#' or '@' makes parsers
+    disagree on where it ends (libpq's error may echo a piece of it), so every reading
+    counts: what follows the first ':' up to each '@', any `password=` value, each raw
+    and percent-decoded, and their pieces between those characters."""
+    rest = url.partition("://")[2]
+    found: set[str] = set()
+    for at in (n for n, c in enumerate(rest) if c == "@"):
+        user, colon, password = rest[:at].partition(":")
+        if colon:
+            found.add(password)
+    found.update(re.findall(r"(?i)password=([^&#]*)", rest))
+    pieces = {piece for secret in found for piece in re.split(r"[/?#@:&]", secret) if len(piece) >= 3}
+    every = {variant for text in found | pieces for variant in (text, unquote(text))}
+    return sorted((text for text in every if text), key=len, reverse=True)
+
+
 def without_password(url: str) -> str:
-    """A URL fit for a message: no password, neither in its user part nor in its parameters."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            user, _, host = netloc.rpartition("@")
-            netloc = f"{user.partition(':')[0]}@{host}"
-        query = "&".join(
-            f"{k}=***" if k.lower() == "password" else f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        )
-        return shown(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
-    except ValueError:
-        return "the PostgreSQL database (its URL could not be shown safely)"
+    """A URL fit for a message: `user@host` for `user:password@host`, and any other
+    reading of a password replaced by ***."""
+    scheme, separator, rest = url.partition("://")
+    user = rest.partition(":")[0]
+    for secret in url_secrets(url):
+        if rest.startswith(f"{user}:{secret}@"):
+            rest = user + rest[len(user) + 1 + len(secret) :]
+        rest = rest.replace(secret, "***")
+    return shown(scheme + separator + rest)
 
 
 def parse_location(text: str | None, default: Callable[[], Path]) -> Location:

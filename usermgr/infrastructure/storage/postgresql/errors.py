@@ -12,7 +12,6 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg2
 import psycopg2.extras
@@ -47,17 +46,6 @@ def _copy_text(value: Any) -> str:
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text
-
-
-def passwords_in(url: str) -> list[str]:
-    """The secrets a URL carries, to scrub from any message."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    found = [unquote(parts.password)] if parts.password else []
-    found += [value for key, value in parse_qsl(parts.query) if key.lower() == "password" and value]
-    return [secret for secret in found if secret]
 
 
 def _first_line(error: BaseException) -> str:
