@@ -7,6 +7,14 @@ from typing import Any
 
 
 def main() -> None:
+    if sys.stdout is None:
+        # Started with stdout closed (`>&-`): say so before anything is changed, rather
+        # than create a user whose generated password could never be shown.
+        from usermgr.errors import OutputFailed
+
+        if sys.stderr is not None:
+            print("usermgr: standard output is closed; nothing was done", file=sys.stderr)
+        sys.exit(OutputFailed.exit_code)
     if sys.argv[1:] == ["--version"]:
         from usermgr import __version__
 

@@ -90,6 +90,10 @@ def events(
       usermgr events --user ada@example.com --since 7d --format jsonl
     """
     if ctx.invoked_subcommand is not None:
+        flags = {"user": "--user", "type_": "--type", "since": "--since", "limit": "--limit", "fmt": "--format"}
+        given = [flag for name, flag in flags.items() if ctx.get_parameter_source(name).name != "DEFAULT"]
+        if given:
+            raise InvalidInput(f"{given[0]} does not apply to events {ctx.invoked_subcommand}: it checks the whole log")
         return
     from usermgr.application import queries
 

@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,16 @@ def emit_json(value: Any) -> None:
     emit(json.dumps(value, ensure_ascii=False))
 
 
+# Control characters (escape sequences, BEL, backspace, C1) and bidirectional overrides:
+# a value a hand-edited database holds must not drive the terminal or disguise a row.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text for a table or `show`, each control character written as its escape (\\x1b)."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -120,7 +131,7 @@ def render_user(user: UserView, *, as_json: bool, extra: dict[str, Any] | None =
         return
     width = max(len(f) for f in FIELDS)
     for field in FIELDS:
-        emit(f"{field:<{width}}  {_cell(getattr(user, field))}")
+        emit(f"{field:<{width}}  {terminal_safe(_cell(getattr(user, field)))}")
 
 
 def render_page(page: Page, fmt: str, *, spreadsheet_safe: bool = False) -> None:
@@ -188,6 +199,7 @@ def render_table(
 ) -> None:
     """Plain aligned columns with every value in full when stdout is not a terminal;
     else a Rich table sized to the console (`console` lets a test choose one)."""
+    rows = [[terminal_safe(cell) for cell in row] for row in rows]
     if console is None:
         if not stdout_is_terminal():
             _plain_table([c.header for c in columns], rows)

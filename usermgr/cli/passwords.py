@@ -26,7 +26,14 @@ class Password:
     generated: bool = False
 
 
+# How much of a password's line is read: far more than any policy allows (bcrypt uses
+# 72 bytes), so that /dev/zero or a file with no newline cannot fill the memory.
+LINE_LIMIT = 64 * 1024
+
+
 def _first_line(text: str, where: str) -> str:
+    if len(text) >= LINE_LIMIT and not text.endswith("\n"):
+        raise InvalidInput(f"the password is too long: {where} has no line end in its first {LINE_LIMIT // 1024} KiB")
     line = text.split("\n", 1)[0].removesuffix("\r")
     if not line:
         raise InvalidInput(f"no password: {where} is empty")
@@ -45,7 +52,7 @@ def from_stdin() -> str:
     if sys.stdin is None:
         raise InvalidInput("no password: standard input is closed")
     try:
-        line = sys.stdin.readline()
+        line = sys.stdin.readline(LINE_LIMIT)
     except UnicodeDecodeError:
         raise InvalidInput("cannot read the password: standard input is not UTF-8 text") from None
     return _first_line(line, "standard input")
@@ -53,8 +60,9 @@ def from_stdin() -> str:
 
 def from_file(path: Path) -> str:
     try:
-        with path.open(encoding="utf-8") as f:
-            return _first_line(f.readline(), f"the first line of {path}")
+        # Lines end at "\n" only, as on standard input: a lone "\r" is part of the password.
+        with path.open(encoding="utf-8", newline="\n") as f:
+            return _first_line(f.readline(LINE_LIMIT), f"the first line of {path}")
     except UnicodeDecodeError:
         raise InvalidInput(f"cannot read password file {path}: it is not UTF-8 text") from None
     except OSError as e:

@@ -227,7 +227,7 @@ def root(
             "--db",
             envvar="USERMGR_DB",
             metavar="PATH|URL",
-            help="SQLite file, sqlite:///PATH, or postgresql://[USER@]HOST[:PORT]/DBNAME (password: PGPASSWORD or ~/.pgpass).",
+            help="SQLite file, sqlite:///PATH, or postgresql://[USER@]HOST[:PORT]/DBNAME[?PARAMS] (or postgres://; a password: PGPASSWORD or ~/.pgpass, not the URL).",
             # A text default, which Typer writes as "[default: ...]" in plain and Rich help
             # alike (in the help text itself, Rich markup would take the brackets for a tag).
             show_default="usermgr.db in the per-user data directory",

@@ -40,6 +40,18 @@ def _read_csv(stream: IO[str]) -> tuple[list[str], Iterator[Record]]:
     return header, records()
 
 
+class _KeyTwice(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    values = dict(pairs)
+    if len(values) != len(pairs):  # json.loads would silently keep the last
+        twice = next(key for n, (key, _) in enumerate(pairs) if key in dict(pairs[:n]))
+        raise _KeyTwice(f"key {twice!r} is given twice")
+    return values
+
+
 def _read_jsonl(stream: IO[str]) -> Iterator[Record]:
     from usermgr.application.importing import Record
 
@@ -47,9 +59,12 @@ def _read_jsonl(stream: IO[str]) -> Iterator[Record]:
         if not line.strip():
             continue
         try:
-            values = json.loads(line)
+            values = json.loads(line, object_pairs_hook=_object)
         except json.JSONDecodeError as e:
             yield Record(number, {}, f"not JSON ({e.msg})")
+            continue
+        except _KeyTwice as e:
+            yield Record(number, {}, str(e))
             continue
         if not isinstance(values, dict):
             yield Record(number, {}, "not a JSON object")
