@@ -268,6 +268,28 @@ def test_invalid_rows_exit_2_with_a_line_each_and_change_nothing(db_url: str, tm
     assert state(db_url) == before
 
 
+def test_an_empty_name_cell_keeps_the_name_and_a_new_user_without_one_is_exit_2(db_url: str, tmp_path: Path) -> None:
+    create(db_url, "ada@example.com", "Ada Lovelace")
+    result = ok(db_url, "apply", csv_file(tmp_path, "email,name,role\nADA@example.com,,admin\n"))
+    assert result.stdout.splitlines() == ["~ set-role ada@example.com: user -> admin", "role changed 1"]
+    assert users(db_url)["ada@example.com"]["name"] == "Ada Lovelace"
+    before = state(db_url)
+    result = um(db_url, "apply", csv_file(tmp_path, "email,name\nada@example.com,\nnew@example.com,\n", "two.csv"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "line 3: name is required to create new@example.com",
+        "usermgr: 1 invalid row(s); nothing was written",
+    ]
+    assert state(db_url) == before
+
+
+def test_a_column_given_twice_is_refused_before_anything_is_read(db_url: str, tmp_path: Path) -> None:
+    result = um(db_url, "apply", csv_file(tmp_path, "email,name,role,role\nk@example.com,K,admin,user\n"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "usermgr: column 'role' is given twice\n"
+    assert users(db_url) == {}
+
+
 @pytest.mark.parametrize("column", ["id", "created_at", "updated_at"])
 def test_columns_kept_from_elsewhere_are_refused(db_url: str, tmp_path: Path, column: str) -> None:
     seed(db_url)

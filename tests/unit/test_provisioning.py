@@ -37,7 +37,7 @@ HASH_B = "fake$4$second password"
 
 def row(
     email: str,
-    name: str = "Ada",
+    name: str | None = "Ada",
     *,
     role: str | None = None,
     is_active: bool | None = None,
@@ -140,6 +140,19 @@ def test_a_row_that_matches_its_user_is_no_change() -> None:
 def test_empty_cells_leave_role_and_is_active_as_they_are() -> None:
     current = [user("ada@example.com", role="moderator", is_active=False, password_hash=HASH_A)]
     assert plan([row("ada@example.com", role=None, is_active=None)], current) == []
+
+
+def test_an_empty_name_cell_leaves_an_existing_users_name_as_it_is() -> None:
+    current = [user("ada@example.com", "Ada Lovelace", role="user")]
+    assert plan([row("ada@example.com", None)], current) == []
+    [change] = plan([row("ada@example.com", None, role="admin")], current)
+    assert change.action == "set-role"
+
+
+def test_a_new_user_without_a_name_is_an_invalid_row_naming_its_line() -> None:
+    with pytest.raises(InvalidRows) as raised:
+        plan([row("ada@example.com", None), row("new@example.com", None, line=3)], [user("ada@example.com")])
+    assert raised.value.details == ("line 3: name is required to create new@example.com",)
 
 
 def test_a_row_without_a_password_changes_no_password_even_with_update_passwords() -> None:

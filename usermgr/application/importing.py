@@ -44,7 +44,7 @@ class Row:
 
     line: int
     email: Email
-    name: str
+    name: str | None  # None only from apply, for a user who exists
     role: Role | None
     is_active: bool | None
     password: str | None
@@ -65,6 +65,9 @@ class ImportSummary:
 def check_columns(names: Sequence[str], allowed: Sequence[str] = COLUMNS, *, header: bool = True) -> None:
     """A file's header (or one JSON object's keys): every column known, and a header
     has the required ones (a row without them fails its value check instead)."""
+    if len(set(names)) != len(names):
+        twice = next(name for n, name in enumerate(names) if name in names[:n])
+        raise InvalidInput(f"column {twice!r} is given twice")
     for name in names:
         if name not in allowed:
             if name in COLUMNS:
@@ -120,7 +123,10 @@ def _uuid(values: dict[str, Any]) -> str | None:
 class RowChecker:
     """Checks one record at a time against the policy and the hasher's formats."""
 
-    def __init__(self, policy: Policy, hasher: PasswordHasher, allowed: Sequence[str], header_checked: bool) -> None:
+    def __init__(
+        self, policy: Policy, hasher: PasswordHasher, allowed: Sequence[str], header_checked: bool, name_required: bool
+    ) -> None:
+        self._name_required = name_required
         self._policy = policy
         self._hasher = hasher
         self._allowed = allowed
@@ -134,7 +140,7 @@ class RowChecker:
         if not self._header_checked:
             check_columns(list(values), self._allowed, header=False)
         raw_email, raw_name = _text(values, "email"), _text(values, "name")
-        if raw_email is None or raw_name is None:
+        if raw_email is None or (raw_name is None and self._name_required):
             raise InvalidInput("email and name are required")
         email = self._policy.email(raw_email)
         password, password_hash = _text(values, "password"), _text(values, "password_hash")
@@ -148,7 +154,7 @@ class RowChecker:
         return Row(
             line=record.line,
             email=email,
-            name=parse_name(raw_name),
+            name=parse_name(raw_name) if raw_name is not None else None,
             role=Role.parse(role) if role is not None else None,
             is_active=_boolean(values.get("is_active")),
             password=password,
@@ -174,11 +180,17 @@ class RowCheck:
     an email (or id) seen before in the file is an error on its second line."""
 
     def __init__(
-        self, policy: Policy, hasher: PasswordHasher, header: Sequence[str] | None, allowed: Sequence[str] = COLUMNS
+        self,
+        policy: Policy,
+        hasher: PasswordHasher,
+        header: Sequence[str] | None,
+        allowed: Sequence[str] = COLUMNS,
+        *,
+        name_required: bool = True,
     ) -> None:
         if header is not None:
             check_columns(header, allowed)
-        self._check = RowChecker(policy, hasher, allowed, header_checked=header is not None)
+        self._check = RowChecker(policy, hasher, allowed, header is not None, name_required)
         self.errors: list[str] = []
         self._lines_of_emails: dict[str, int] = {}
         self._lines_of_ids: dict[str, int] = {}
@@ -212,9 +224,11 @@ def check_rows(
     hasher: PasswordHasher,
     header: Sequence[str] | None = None,
     allowed: Sequence[str] = COLUMNS,
+    name_required: bool = True,
 ) -> list[Row]:
-    """Every record checked, or InvalidRows with one `line N: why` per bad one."""
-    check = RowCheck(policy, hasher, header, allowed)
+    """Every record checked, or InvalidRows with one `line N: why` per bad one.
+    Without `name_required`, an empty name cell is None (apply: leave the name as it is)."""
+    check = RowCheck(policy, hasher, header, allowed, name_required=name_required)
     rows = [row for row in map(check, records) if row is not None]
     check.finish()
     return rows
@@ -313,6 +327,7 @@ def _refuse(conflicts: list[str], exists_ok: bool) -> None:
 
 
 def new_user(row: Row, now: datetime) -> User:
+    assert row.name is not None, "a new user's row always has a name"
     return User.create(
         id=row.id,
         email=row.email,

@@ -14,7 +14,7 @@ from usermgr.application.importing import COLUMNS, KEPT_FROM_ELSEWHERE, Row, che
 from usermgr.application.ports import Clock, CurrentUser, PasswordHasher, UnitOfWork
 from usermgr.domain.model import User
 from usermgr.domain.values import Policy, Role
-from usermgr.errors import InvalidInput
+from usermgr.errors import InvalidInput, InvalidRows
 
 APPLY_COLUMNS = tuple(c for c in COLUMNS if c not in KEPT_FROM_ELSEWHERE)
 PRUNE = ("deactivate", "delete")
@@ -65,19 +65,23 @@ def plan(
 ) -> list[Change]:
     """The changes that make `current` match `rows`: a pure function of its inputs.
 
-    Rows match users by email key; a cell left empty leaves that field as it is.
+    Rows match users by email key; a cell left empty leaves that field as it is, and a
+    new user without a name is an InvalidRows error, as a bad row is.
     `password_differs` is given only with --update-passwords."""
     by_key = {user.email_key: user for user in current}
     changes: list[Change] = []
     wanted: set[str] = set()
+    nameless: list[str] = []
     for row in rows:
         wanted.add(row.email.key)
         user = by_key.get(row.email.key)
         if user is None:
+            if row.name is None:
+                nameless.append(f"line {row.line}: name is required to create {row.email.normalized}")
             changes.append(Change("create", row.email.normalized, row=row))
             continue
         email = user.email
-        if row.name != user.name:
+        if row.name is not None and row.name != user.name:
             changes.append(Change("update", email, {"name": (user.name, row.name)}, user.id, row))
         if row.role is not None and row.role.value != user.role:
             changes.append(Change("set-role", email, {"role": (user.role, row.role.value)}, user.id, row))
@@ -94,6 +98,8 @@ def plan(
                 changes.append(Change("delete", user.email, {}, user.id))
             else:
                 changes.append(Change("deactivate", user.email, {"is_active": (True, False)}, user.id))
+    if nameless:
+        raise InvalidRows(nameless)
     return changes
 
 
@@ -142,7 +148,9 @@ def apply_users(
 ) -> Plan:
     if cmd.prune is not None and cmd.prune not in PRUNE:
         raise InvalidInput(f"invalid prune {cmd.prune!r}: choose deactivate or delete")
-    rows = check_rows(cmd.records, policy=policy, hasher=hasher, header=cmd.header, allowed=APPLY_COLUMNS)
+    rows = check_rows(
+        cmd.records, policy=policy, hasher=hasher, header=cmd.header, allowed=APPLY_COLUMNS, name_required=False
+    )
     if not rows and cmd.prune is not None:
         # An HR export that failed and wrote nothing must not lock everyone out.
         raise InvalidInput(f"the file lists no users: --prune would {cmd.prune} every active user; nothing was changed")

@@ -59,7 +59,7 @@ def verify_chain(events: Iterable[dict[str, Any]], expected_head: str | None = N
     for count, event in enumerate(events, 1):
         try:
             matches = chain_hash(event, prev) == event.get("hash")
-        except ValueError:  # a value with no canonical form (NaN, infinity): not what usermgr wrote
+        except (ValueError, RecursionError):  # no canonical form (NaN, nesting thousands deep): not usermgr's
             matches = False
         if not matches:
             return ChainReport(count - 1, prev, Break(count, str(event.get("id"))), found)

@@ -178,7 +178,7 @@ def _hook(entry: Any, index: int, bad: Any) -> Hook:
         if key not in ("name", "on", "command", "timeout"):
             raise bad(f"{where}.{key}", "unknown key")
     on = entry.get("on")
-    if on != "*" and on not in EVENT_TYPES:
+    if not isinstance(on, str) or (on != "*" and on not in EVENT_TYPES):
         choices = ", ".join(EVENT_TYPES)
         raise bad(f"{where}.on", f"must be \"*\" or one of {choices}, not {on!r}")
     command = entry.get("command")
