@@ -43,7 +43,7 @@ def event_data(text: Any) -> Any:
     strict JSON (NaN included) stays the text it is, and its hash no longer matches."""
     try:
         return json.loads(text, parse_constant=_not_json)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested thousands deep
         return text
 
 
