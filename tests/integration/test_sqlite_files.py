@@ -361,6 +361,33 @@ def test_db_backup_onto_the_database_itself_is_refused_and_changes_nothing(cli: 
     assert cli.ok("db", "check").stdout.startswith("ok: ")
 
 
+def test_db_backup_to_a_dangling_symlink_needs_force_like_any_existing_path(cli: Cli, tmp_path: Path) -> None:
+    cli.create("ada@example.com", "Ada", password=None)
+    link = tmp_path / "backup.db"
+    link.symlink_to(tmp_path / "nowhere")
+    result = cli("db", "backup", str(link))
+    assert result.exit_code == 2 and "add --force" in one_line(result.stderr)
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+    cli.ok("db", "backup", str(link), "--force")
+    assert not link.is_symlink() and link.stat().st_mode & 0o777 == 0o600
+
+
+def test_db_backup_onto_a_full_disk_names_the_backup_and_leaves_no_file(cli: Cli, tmp_path: Path) -> None:
+    seed_users(3000)
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("a small tmpfs needs root (mount)")
+    try:
+        result = cli("db", "backup", str(small / "bk.db"))
+        assert result.exit_code == 6, result.output
+        assert one_line(result.stderr) == f"usermgr: cannot write the backup {small / 'bk.db'}: the disk is full"
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
 # --- the list query's indexes --------------------------------------------------------------
 
 

@@ -21,6 +21,8 @@ def check_backup_target(target: Path, force: bool) -> None:
     try:
         mode = os.stat(target).st_mode
     except FileNotFoundError:
+        if os.path.lexists(target) and not force:  # a dangling symlink is something there too
+            raise InvalidInput(f"{shown(target)} exists (a symlink to nothing): add --force to replace it") from None
         return
     except OSError as e:
         raise InvalidInput(f"cannot write {shown(target)}: {e.strerror}") from None
@@ -124,9 +126,12 @@ class SqliteAdmin:
                 finally:
                     copy.close()
             except sqlite3.Error as e:
+                if getattr(e, "sqlite_errorname", "") == "SQLITE_FULL":
+                    raise StorageUnavailable(f"cannot write the backup {shown(target)}: the disk is full") from None
                 raise translate(e, self._path) or e from None
             os.replace(temporary, target)
         finally:
             source.close()
-            if temporary.exists():
-                temporary.unlink()
+            for leftover in (temporary, temporary.with_name(temporary.name + "-journal")):
+                if leftover.exists():
+                    leftover.unlink()
