@@ -23,7 +23,7 @@ from usermgr.application.queries import Credentials, EventView, ExportedUser, Pa
 from usermgr.domain.audit import GENESIS, extend_chain
 from usermgr.domain.events import Event
 from usermgr.domain.model import User
-from usermgr.domain.values import format_timestamp, text_key
+from usermgr.domain.values import email_key, format_timestamp, text_key
 from usermgr.errors import EmailTaken
 
 
@@ -181,8 +181,6 @@ class FakeEventViews:
         self.uow = uow
 
     def user_ids_by_email_key(self, key: str) -> list[str]:
-        from usermgr.domain.values import email_key
-
         return sorted({e.user_id for e in self.uow.event_log if email_key(e.data["email"]) == key})
 
     def recent(self, *, user_ids: list[str] | None, type: str | None, since: datetime | None, limit: int) -> list[EventView]:
@@ -195,8 +193,9 @@ class FakeEventViews:
         ]
         return found[-limit:]
 
-    def chain(self) -> Iterator[EventView]:
-        yield from self.uow.event_log
+    def chain(self) -> Iterator[tuple[EventView, str]]:
+        for event in self.uow.event_log:
+            yield event, email_key(event.data["email"])
 
 
 class FakeDeliveryLog:

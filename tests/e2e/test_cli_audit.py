@@ -217,6 +217,15 @@ def test_an_edit_of_the_last_event_is_found_too(db_url: str) -> None:
     assert_broken_at(db_url, 7, last["id"])
 
 
+def test_an_edited_email_key_that_would_hide_an_event_from_events_user_is_found(db_url: str) -> None:
+    fifth = seed(db_url)[4]  # bob's deactivation
+    assert fifth["id"] in ok(db_url, "events", "--user", "bob@example.com", "--format", "jsonl").stdout
+    sql(db_url, "UPDATE events SET email_key = ? WHERE id = ?", ("nobody@example.com", fifth["id"]))
+    for args in (["events", "verify"], ["db", "check"]):
+        line = broken(um(db_url, *args))
+        assert f"index edited at event 5 ({fifth['id']})" in line and "events --user" in line
+
+
 def test_an_edited_hash_is_found(db_url: str) -> None:
     fourth = seed(db_url)[3]
     sql(db_url, "UPDATE events SET hash = ? WHERE id = ?", ("cd" * 32, fourth["id"]))

@@ -98,7 +98,7 @@ def emails(views: list[UserView] | Iterator[UserView]) -> list[str]:
 
 
 def chain(store: Storage) -> list[dict]:
-    return [event.as_dict() for event in store.events.chain()]
+    return [event.as_dict() for event, _ in store.events.chain()]
 
 
 # --- the repository --------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from usermgr.application import commands, queries
 from usermgr.application.ports import (
@@ -20,6 +21,7 @@ from usermgr.domain.model import User
 from usermgr.domain.values import (
     Policy,
     Role,
+    email_key,
     find_user,
     format_timestamp,
     parse_name,
@@ -219,12 +221,29 @@ def verify_events(query: queries.VerifyEvents, *, events: EventViews) -> ChainRe
     head = query.head.lower() if query.head is not None else None
     if head is not None and (len(head) != 64 or not all(c in "0123456789abcdef" for c in head)):
         raise InvalidField("head", f"{query.head!r} is not a SHA-256 hash in hex (64 characters)")
-    report = verify_chain((event.as_dict() for event in events.chain()), head)
+    misindexed: list[tuple[int, str]] = []
+
+    def checked() -> Iterator[dict[str, Any]]:
+        # The email key column is outside the chain (an index of data.email): a hand edit
+        # of it would hide an event from `events --user` while every hash still matched.
+        for position, (event, key) in enumerate(events.chain(), 1):
+            email = event.data.get("email") if isinstance(event.data, dict) else None
+            if not misindexed and isinstance(email, str) and key != email_key(email):
+                misindexed.append((position, event.id))
+            yield event.as_dict()
+
+    report = verify_chain(checked(), head)
     if report.broken is not None:
         broken = report.broken
         raise StorageUnavailable(
             f"audit log broken at event {broken.position} ({broken.event_id}): it was edited, removed"
             f" or inserted; the {report.events} events before it verify"
+        )
+    if misindexed:
+        position, event_id = misindexed[0]
+        raise StorageUnavailable(
+            f"audit log index edited at event {position} ({event_id}): its email key does not match its data,"
+            " so `events --user` would not find it"
         )
     if report.head_found is False:
         raise StorageUnavailable(

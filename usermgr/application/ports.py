@@ -228,8 +228,9 @@ class EventViews(Protocol):
         """The newest `limit` matching events, oldest first."""
         ...
 
-    def chain(self) -> Iterator[EventView]:
-        """Every event in log order, with its stored hash."""
+    def chain(self) -> Iterator[tuple[EventView, str]]:
+        """Every event in log order, with its stored hash, and the email key it is
+        indexed under (what `events --user` finds it by)."""
         ...
 
 

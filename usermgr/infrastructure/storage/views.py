@@ -190,8 +190,9 @@ class SqlEventViews:
         )
         return [event_view(row) for row in rows]
 
-    def chain(self) -> Iterator[EventView]:
-        return map(event_view, self._reader.stream(f"SELECT {EVENT_FIELDS} FROM events ORDER BY seq"))
+    def chain(self) -> Iterator[tuple[EventView, str]]:
+        for row in self._reader.stream(f"SELECT {EVENT_FIELDS}, email_key FROM events ORDER BY seq"):
+            yield event_view(row[:-1]), row[-1]
 
 
 class SqlDeliveryLog:
