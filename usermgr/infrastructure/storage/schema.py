@@ -283,3 +283,18 @@ def apply(db: Database, version: int, context: Context) -> None:
                     db.execute(statement)
             else:
                 step(db, context)
+
+
+def check_known(location: str, version: int, trigger: str | None) -> None:
+    """What either engine refuses in a database that is usermgr's: a newer schema, and
+    a trigger (usermgr makes none, and one would run inside usermgr's own writes, e.g.
+    copying a new password hash into a name that every list prints)."""
+    if version > SCHEMA_VERSION:
+        raise StorageUnavailable(
+            f"{location} has schema version {version}, newer than this usermgr knows ({SCHEMA_VERSION}): upgrade usermgr"
+        )
+    if trigger is not None:
+        raise StorageUnavailable(
+            f"{location} has a trigger usermgr did not create ({trigger}), so its schema was changed by hand;"
+            " nothing was done: inspect it, then DROP TRIGGER it"
+        )

@@ -71,18 +71,7 @@ def check_ours(found: State, location: str) -> None:
             f"{location} holds tables that are not usermgr's ({', '.join(found.foreign)});"
             " they were left untouched (give usermgr a database or schema of its own)"
         )
-    if found.version > schema.SCHEMA_VERSION:
-        raise StorageUnavailable(
-            f"{location} has usermgr schema version {found.version}, newer than this usermgr knows"
-            f" ({schema.SCHEMA_VERSION}): upgrade usermgr"
-        )
-    if found.trigger is not None:
-        # A trigger would run inside usermgr's own writes (e.g. copying a new password
-        # hash into a name that every list prints): refuse the tables until it is dropped.
-        raise StorageUnavailable(
-            f"{location} has a trigger usermgr did not create ({found.trigger}) on its tables, so its schema was"
-            " changed by hand; nothing was done: inspect it, then DROP TRIGGER it"
-        )
+    schema.check_known(location, found.version, found.trigger)
 
 
 def migrate(db: PostgresDatabase, context: schema.Context) -> State:

@@ -192,18 +192,7 @@ def schema_version(db: SqliteDatabase) -> int:
 def _check_ours(state: State, path: Path) -> None:
     if state.application_id != APPLICATION_ID and not (state.application_id == 0 and state.empty):
         raise StorageUnavailable(f"{shown(path)} is not a usermgr database; it was left untouched")
-    if state.version > schema.SCHEMA_VERSION:
-        raise StorageUnavailable(
-            f"{shown(path)} has schema version {state.version}, newer than this usermgr knows"
-            f" ({schema.SCHEMA_VERSION}): upgrade usermgr"
-        )
-    if state.trigger is not None:
-        # A trigger would run inside usermgr's own writes, e.g. copying a new password hash
-        # into a name that every list then prints: refuse the file until it is removed.
-        raise StorageUnavailable(
-            f"{shown(path)} has a trigger usermgr did not create ({shown(state.trigger)}), so its schema was"
-            " changed by hand; nothing was done: inspect it with sqlite3, then DROP TRIGGER it"
-        )
+    schema.check_known(shown(path), state.version, None if state.trigger is None else shown(state.trigger))
 
 
 def migrate(db: SqliteDatabase, context: schema.Context) -> int:
