@@ -277,6 +277,39 @@ def test_readers_do_not_wait_for_the_write_lock(tmp_path: Path, postgresql_url: 
     assert seconds < 10
 
 
+@pytest.fixture
+def table_lock(postgresql_url: str) -> Iterator[None]:
+    """What VACUUM FULL or ALTER TABLE takes: an ACCESS EXCLUSIVE lock on users, held
+    by another session (not a usermgr) in an open transaction."""
+    assert usermgr(postgresql_url, "create", "ada@example.com", "--name", "Ada", "--password-stdin",
+                   input=PASSWORD + "\n").returncode == 0
+    holder = psycopg2.connect(postgresql_url)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        holder.close()
+
+
+@pytest.mark.usefixtures("table_lock")
+@pytest.mark.parametrize("seconds", [1, 0])
+def test_readers_and_writers_behind_a_table_lock_wait_busy_timeout_at_most_then_exit_6(
+    tmp_path: Path, postgresql_url: str, seconds: int
+) -> None:
+    # Regression: readers waited for ever, and so did writers with busy_timeout = 0
+    # (PostgreSQL's lock_timeout 0 means no limit).
+    env = {"USERMGR_CONFIG": str(write_config(tmp_path / "busy.toml", f"[database]\nbusy_timeout = {seconds}\n"))}
+    for args, stdin in ((["list"], None), (["verify", "ada@example.com", "--password-stdin"], PASSWORD + "\n"),
+                        (["update", "ada@example.com", "--name", "Other"], None)):
+        start = time.monotonic()
+        result = usermgr(postgresql_url, *args, input=stdin, env=env)
+        waited = time.monotonic() - start
+        assert result.returncode == 6, (args, result.stderr)
+        assert "is busy" in one_line(result) and "LOCK TABLE" in result.stderr
+        assert waited < seconds + 8, (args, waited)
+
+
 # --- databases usermgr must not write to --------------------------------------------
 
 COMMANDS = [

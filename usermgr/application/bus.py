@@ -39,7 +39,7 @@ class EventBus:
                         subscriber(event)
                     except Exception as e:  # noqa: BLE001 - isolation is the point
                         name = getattr(subscriber, "__qualname__", repr(subscriber))
-                        self._report(f"{name} failed on {event.type} {event.id}: {e}")
+                        self._report(f"the change is committed, but {name} failed on {event.type} {event.id}: {e}")
         except KeyboardInterrupt:
             raise HooksInterrupted() from None
 

@@ -31,6 +31,18 @@ class Location:
         return without_password(self.url or "")
 
 
+# A libpq keyword/value connection string, `host=db dbname=app ...`.
+_CONNINFO = re.compile(r"\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|options)\s*=", re.I)
+
+
+def _not_a_location(text: str) -> str:
+    """`text` for the message that it is no database: a conninfo string with its password
+    hidden, a mistyped URL (`postgresql:/…`) by its scheme alone."""
+    if _CONNINFO.match(text):
+        return shown(re.sub(r"(?i)(password\s*=\s*)('[^']*'|\S*)", r"\1***", text))
+    return shown(text.partition(":")[0]) + ":…"
+
+
 def url_secrets(url: str) -> list[str]:
     """Every string of a URL that may be (part of) a password, longest first, to scrub
     from any message. A password with an unencoded '/', '?', '#' or '@' makes parsers
@@ -66,10 +78,16 @@ def parse_location(text: str | None, default: Callable[[], Path]) -> Location:
     if not text:
         return Location("sqlite", path=default())
     if "://" not in text:
+        if _CONNINFO.match(text) or text.lower().startswith(tuple(f"{s}:" for s in (*POSTGRESQL_SCHEMES, *SQLITE_SCHEMES))):
+            # `host=db dbname=app` or `postgresql:/db`: meant for a server, not a file to create here.
+            raise InvalidInput(
+                f"database {_not_a_location(text)} is neither a file path nor a URL:"
+                " use postgresql://USER@HOST/DBNAME (or sqlite:///PATH)"
+            )
         return Location("sqlite", path=Path(text).expanduser())
     scheme, _, rest = text.partition("://")
     if scheme.lower() in POSTGRESQL_SCHEMES:
-        return Location("postgresql", url=text)
+        return Location("postgresql", url="postgresql://" + rest)  # libpq takes the scheme in lower case only
     if scheme.lower() in SQLITE_SCHEMES:
         if not rest.startswith("/") or rest in ("/", "/:memory:"):
             raise InvalidInput(f"database URL {shown(text)} names no file: use sqlite:///PATH")

@@ -42,7 +42,11 @@ def connect(url: str, lock_timeout: float) -> PostgresDatabase:
         scrub = PostgresDatabase(None, location, secrets, lock_timeout).scrub
         raise connection_error(e, location, scrub) from None
     conn.autocommit = True
-    return PostgresDatabase(conn, location, secrets, lock_timeout)
+    db = PostgresDatabase(conn, location, secrets, lock_timeout)
+    # Every lock a command waits for, a reader's behind `LOCK TABLE` or VACUUM FULL
+    # included, waits at most busy_timeout (0: not at all; PostgreSQL's 0 is for ever).
+    db.execute("SELECT set_config('lock_timeout', ?, false)", (f"{max(1, int(lock_timeout * 1000))}ms",))
+    return db
 
 
 def state(db: PostgresDatabase) -> State:

@@ -145,7 +145,7 @@ class PostgresDatabase(Database):
                 self.rollback()
                 raise busy(self.location)
             return
-        self.execute("SELECT set_config('lock_timeout', ?, true)", (f"{int(self._lock_timeout * 1000)}ms",))
+        # lock_timeout, set for the session at connect, bounds this wait.
         self.execute("SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (LOCK_KEY,))
 
     def commit(self) -> None:
@@ -179,7 +179,10 @@ LOCK_KEY = 0x75736D67  # "usmg", with the schema's hash: one writer lock per use
 
 
 def busy(location: str) -> StorageUnavailable:
-    return StorageUnavailable(f"database {location} is busy: another usermgr holds its write lock; retry later")
+    return StorageUnavailable(
+        f"database {location} is busy: another usermgr holds its write lock, or a session a lock on its tables"
+        " (LOCK TABLE, VACUUM FULL, an open transaction); retry later"
+    )
 
 
 def translate(error: psycopg2.Error, location: str, scrub: Any) -> UsermgrError:
@@ -200,7 +203,7 @@ def translate(error: psycopg2.Error, location: str, scrub: Any) -> UsermgrError:
     if isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError)) and code is None:
         return StorageUnavailable(
             f"lost the connection to PostgreSQL at {location}: {scrub(_first_line(error))};"
-            " the command did not complete, run it again"
+            " whatever it had not committed yet was rolled back (run it again if it had not finished)"
         )
     return StorageUnavailable(f"database {location} is unavailable: {scrub(_first_line(error))}")
 
