@@ -134,6 +134,18 @@ def driver_import(py: str, env: dict[str, str], runs: int) -> tuple[float, float
     return cumulative[-1] / 1000, statistics.median(with_driver) * 1000, statistics.median(bare) * 1000
 
 
+def durable_server():  # -> tests.postgresql.Server
+    """A throwaway server (tests/postgresql.py, on tmpfs) with fsync, synchronous_commit
+    and full_page_writes turned back on: it skips no work a durable commit does."""
+    from tests import postgresql
+
+    server = postgresql.start_server()
+    for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+        server.execute(f"ALTER SYSTEM SET {setting} = on")
+    server.execute("SELECT pg_reload_conf()")
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 runs of each command instead of 11")
@@ -151,10 +163,7 @@ def main() -> None:
         url = opts.postgresql
         data_dir = Path(tempfile.mkdtemp(prefix="usermgr-engines-"))
     else:
-        server = postgresql.start_server()
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-            server.execute(f"ALTER SYSTEM SET {setting} = on")
-        server.execute("SELECT pg_reload_conf()")
+        server = durable_server()
         url = postgresql.fresh_database(server)
         data_dir = Path(tempfile.mkdtemp(prefix="usermgr-engines-", dir=postgresql.RAM_DISK))
     try:

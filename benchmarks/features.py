@@ -33,7 +33,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engines import interleaved
+from engines import durable_server, interleaved
 from peers import (
     POSTGRESQL_USERS,
     SQLITE_USERS,
@@ -99,10 +99,7 @@ def main() -> None:
         fresh = {"SQLite": iter(str(data_dir / f"db{n}.db") for n in range(10**6))}
         if not opts.sqlite_only:
             log("starting a throwaway PostgreSQL server")
-            server = postgresql.start_server()
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                server.execute(f"ALTER SYSTEM SET {setting} = on")
-            server.execute("SELECT pg_reload_conf()")
+            server = durable_server()
             fresh["PostgreSQL"] = iter(lambda: postgresql.fresh_database(server), None)
         print(f"usermgr {run([str(venv / 'bin/usermgr'), '--version'], dict(os.environ)).split()[-1]};"
               f" {os.cpu_count()} cores; load average at start {load()}", flush=True)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from engines import interleaved
+from engines import durable_server, interleaved
 from run import FIXED_HASH, PASSWORD, ROOT
 
 NEEDLE = "quuxley"
@@ -373,10 +373,7 @@ def main() -> None:
             data_dir = Path(tempfile.mkdtemp(prefix="usermgr-peers-data-"))
         else:
             log("starting a throwaway PostgreSQL server")
-            server = postgresql.start_server()
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                server.execute(f"ALTER SYSTEM SET {setting} = on")
-            server.execute("SELECT pg_reload_conf()")
+            server = durable_server()
             databases = Databases(server, None)
             data_dir = Path(tempfile.mkdtemp(prefix="usermgr-peers-data-", dir=postgresql.RAM_DISK))
         try:

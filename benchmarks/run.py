@@ -161,7 +161,7 @@ def measure(opts: argparse.Namespace, runs: int, users: int, events: int, export
     # The audit log with many events.
     fill_events(work / "users.db", events)
     rows.append((f"usermgr events --limit 100 ({events:,} events)", f"{median_ms(runs, um, 'events', '--limit', '100', env=env):.0f} ms"))
-    rows.append((f"usermgr events --user EMAIL --limit 100", f"{median_ms(runs, um, 'events', '--user', 'bulk42@example.com', env=env):.0f} ms"))
+    rows.append(("usermgr events --user EMAIL --limit 100", f"{median_ms(runs, um, 'events', '--user', 'bulk42@example.com', env=env):.0f} ms"))
     rows.append(("usermgr list (same run)", f"{median_ms(runs, um, 'list', env=env):.0f} ms"))
 
     # Export of many users, next to sqlite3 -json on the same database.
@@ -174,7 +174,7 @@ def measure(opts: argparse.Namespace, runs: int, users: int, events: int, export
         f"sqlite3 -json {big} 'SELECT id, email, name, role, is_active, created_at, updated_at FROM users ORDER BY created_at' >/dev/null",
         env,
     )
-    rows.append((f"sqlite3 -json, same rows", f"{seconds:.1f} s, peak {kib // 1024} MiB"))
+    rows.append(("sqlite3 -json, same rows", f"{seconds:.1f} s, peak {kib // 1024} MiB"))
 
     # Plain passwords at cost 12: sequential versus parallel hashing.
     n = opts.hash_users
